@@ -1,0 +1,1 @@
+"""Trender: find fast-rising GitHub repositories and keep their history."""

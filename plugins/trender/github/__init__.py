@@ -1,0 +1,1 @@
+"""GitHub REST API access: client, errors and README decoding."""

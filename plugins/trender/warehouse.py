@@ -1,0 +1,286 @@
+"""PostgreSQL access for the raw and staging layers, and a runner for the project's SQL files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlparse
+
+from trender.text import strip_nul
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE_CONN_ID = "trender_postgres"
+# The schema files, in the order they apply; each is idempotent.
+SCHEMA_FILES = (
+    "schema/010_raw.sql",
+    "schema/020_staging.sql",
+    "schema/030_analytics.sql",
+    "schema/040_ops.sql",
+    "schema/050_views.sql",
+)
+
+
+def sql_dir() -> Path:
+    """Return the folder holding the project's SQL files (``include/sql``)."""
+    override = os.environ.get("TRENDER_SQL_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[2] / "include" / "sql"
+
+
+def connect(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
+    """Open a DB-API connection to the warehouse through the Airflow connection."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    return PostgresHook(postgres_conn_id=conn_id).get_conn()
+
+
+def read_sql(name: str) -> str:
+    """Return the text of a SQL file, by its path relative to ``include/sql``."""
+    return (sql_dir() / name).read_text(encoding="utf-8")
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a SQL file into statements, dropping comment-only pieces."""
+    statements = []
+    for statement in sqlparse.split(sql):
+        if sqlparse.format(statement, strip_comments=True).strip().rstrip(";").strip():
+            statements.append(statement)
+    return statements
+
+
+def run_sql_file(conn: Any, name: str, params: Mapping[str, Any] | None = None) -> list[dict]:
+    """
+    Run a SQL file's statements in one transaction; return the last statement's rows as dicts.
+
+    Statements run one by one because server-side parameter binding takes one statement at a
+    time; the transaction still covers the whole file.
+    """
+    rows: list[dict] = []
+    try:
+        with conn.cursor() as cur:
+            for statement in split_statements(read_sql(name)):
+                cur.execute(statement, dict(params or {}) if "%(" in statement else None)
+                rows = _fetch_dicts(cur)
+    except Exception:
+        conn.rollback()
+        raise
+    conn.commit()
+    return rows
+
+
+def _fetch_dicts(cur: Any) -> list[dict]:
+    if cur.description is None:
+        return []
+    names = [column[0] for column in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _json_param(rows: Iterable[Mapping[str, Any]]) -> str:
+    return json.dumps(strip_nul(list(rows)), ensure_ascii=False, default=str)
+
+
+def write_raw_repos(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
+    """
+    Store fetched repositories in ``raw_github_repos`` with one statement.
+
+    A retried task replaces the rows it wrote before, so retries never duplicate.
+    """
+    if not rows:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into raw_github_repos (
+                run_id, snapshot_date, category, repo_id, full_name, search_query, payload,
+                readme_path, readme_text, readme_sha, readme_size, readme_etag, readme_status,
+                readme_note
+            )
+            select
+                r.run_id, r.snapshot_date, r.category, r.repo_id, r.full_name, r.search_query,
+                r.payload, r.readme_path, r.readme_text, r.readme_sha, r.readme_size,
+                r.readme_etag, r.readme_status, r.readme_note
+            from jsonb_to_recordset(%s::jsonb) as r (
+                run_id text, snapshot_date date, category text, repo_id bigint, full_name text,
+                search_query text, payload jsonb, readme_path text, readme_text text,
+                readme_sha text, readme_size integer, readme_etag text, readme_status text,
+                readme_note text
+            )
+            on conflict (run_id, category, repo_id) do update set
+                full_name = excluded.full_name,
+                search_query = excluded.search_query,
+                payload = excluded.payload,
+                readme_path = excluded.readme_path,
+                readme_text = excluded.readme_text,
+                readme_sha = excluded.readme_sha,
+                readme_size = excluded.readme_size,
+                readme_etag = excluded.readme_etag,
+                readme_status = excluded.readme_status,
+                readme_note = excluded.readme_note,
+                fetched_at = now()
+            """,
+            (_json_param(rows),),
+        )
+        written = cur.rowcount
+    conn.commit()
+    return written
+
+
+def write_search_pages(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Record every search page requested in ``raw_github_searches`` with one statement."""
+    if not rows:
+        return 0
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into raw_github_searches (
+                run_id, snapshot_date, category, search_type, query, page, total_count,
+                incomplete_results, item_count
+            )
+            select
+                r.run_id, r.snapshot_date, r.category, r.search_type, r.query, r.page,
+                r.total_count, r.incomplete_results, r.item_count
+            from jsonb_to_recordset(%s::jsonb) as r (
+                run_id text, snapshot_date date, category text, search_type text, query text,
+                page integer, total_count integer, incomplete_results boolean, item_count integer
+            )
+            on conflict (run_id, category, page) do update set
+                search_type = excluded.search_type,
+                query = excluded.query,
+                total_count = excluded.total_count,
+                incomplete_results = excluded.incomplete_results,
+                item_count = excluded.item_count,
+                fetched_at = now()
+            """,
+            (_json_param(rows),),
+        )
+        written = cur.rowcount
+    conn.commit()
+    return written
+
+
+def plan_batches(conn: Any, run_id: str, batch_size: int) -> list[dict[str, Any]]:
+    """
+    Split every repository the run fetched into batches of ``batch_size`` per category.
+
+    A repository found both by a language search and by the render search goes to ``render``.
+    Batches are ordered by category and stars so the map labels read naturally.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            with owned as (
+                select distinct on (repo_id)
+                    repo_id,
+                    category,
+                    coalesce((payload ->> 'stargazers_count')::integer, 0) as stars
+                from raw_github_repos
+                where run_id = %s
+                order by repo_id, (category = 'render') desc, category
+            )
+
+            select category, repo_id
+            from owned
+            order by category, stars desc, repo_id
+            """,
+            (run_id,),
+        )
+        owned = cur.fetchall()
+    conn.commit()
+
+    by_category: dict[str, list[int]] = {}
+    for category, repo_id in owned:
+        by_category.setdefault(category, []).append(repo_id)
+    batches = []
+    for category, repo_ids in by_category.items():
+        for start in range(0, len(repo_ids), batch_size):
+            batches.append(
+                {
+                    "category": category,
+                    "first": start + 1,
+                    "last": start + len(repo_ids[start : start + batch_size]),
+                    "repo_ids": repo_ids[start : start + batch_size],
+                }
+            )
+    return batches
+
+
+def read_raw_batch(conn: Any, run_id: str, category: str, repo_ids: Sequence[int]) -> list[dict]:
+    """Return the raw rows of one batch."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            select repo_id, full_name, category, snapshot_date, payload, readme_path,
+                   readme_text, readme_status
+            from raw_github_repos
+            where run_id = %s
+              and category = %s
+              and repo_id = any(%s)
+            order by repo_id
+            """,
+            (run_id, category, list(repo_ids)),
+        )
+        rows = _fetch_dicts(cur)
+    conn.commit()
+    return rows
+
+
+_STAGING_COLUMNS = (
+    "snapshot_date", "repo_id", "run_id", "category", "full_name", "owner_login", "repo_name",
+    "description", "homepage", "primary_language", "topics", "license_spdx", "is_archived",
+    "is_fork", "default_branch", "stars", "forks", "open_issues", "created_at", "updated_at",
+    "pushed_at", "readme_path", "readme_text", "readme_hash",
+)  # fmt: skip
+
+# Built once from the column list above: structure only, every value is a bound parameter.
+_STAGING_UPSERT = """
+    insert into stg_repos_validated ({columns})
+    select {columns}
+    from jsonb_populate_recordset(null::stg_repos_validated, %s::jsonb)
+    on conflict (snapshot_date, repo_id) do update set {updates}, validated_at = now()
+""".format(
+    columns=", ".join(_STAGING_COLUMNS),
+    updates=", ".join(
+        f"{column} = excluded.{column}"
+        for column in _STAGING_COLUMNS
+        if column not in ("snapshot_date", "repo_id")
+    ),
+)
+
+
+def write_staging(
+    conn: Any, rows: Sequence[Mapping[str, Any]], errors: Sequence[Mapping[str, Any]]
+) -> None:
+    """
+    Store one batch's validated rows and validation errors in one transaction.
+
+    Rows are keyed by (snapshot_date, repo_id): a rerun of the day replaces them.
+    """
+    with conn.cursor() as cur:
+        if rows:
+            cur.execute(_STAGING_UPSERT, (_json_param(rows),))
+        if errors:
+            cur.execute(
+                """
+                insert into stg_validation_errors (
+                    run_id, snapshot_date, category, repo_id, full_name, reason
+                )
+                select r.run_id, r.snapshot_date, r.category, r.repo_id, r.full_name, r.reason
+                from jsonb_to_recordset(%s::jsonb) as r (
+                    run_id text, snapshot_date date, category text, repo_id bigint,
+                    full_name text, reason text
+                )
+                on conflict (run_id, category, repo_id) do update set
+                    full_name = excluded.full_name,
+                    reason = excluded.reason,
+                    recorded_at = now()
+                """,
+                (_json_param(errors),),
+            )
+    conn.commit()
