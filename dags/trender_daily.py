@@ -221,4 +221,4 @@ def trender_daily() -> None:
     aggregate >> cleanup >> record_run()
 
 
-trender_daily()
+dag = trender_daily()

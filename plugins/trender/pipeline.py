@@ -230,9 +230,6 @@ def record_run(
 ) -> tuple[dict[str, Any], list[str]]:
     """Store the run tree and summary in ``fact_workflow_runs``; return it and the failed tasks."""
     dag_run = context["dag_run"]
-    completed_at = dt.datetime.now(dt.UTC)
-    started_at = dag_run.start_date
-    execution_time = (completed_at - started_at).total_seconds() if started_at else 0.0
     if run_xcom:
         run = RunSettings.from_xcom(run_xcom)
     else:  # resolve_run itself failed: record what is known
@@ -246,6 +243,13 @@ def record_run(
     try:
         spans = trace.read_spans(conn, run.run_id)
         tasks = trace.build_task_tree(context["dag"].task_ids, instances, spans)
+        # The first task's start: dag.test() dates the DAG run's start by its logical date.
+        started_at = min(
+            (span["started_at"] for span in spans if span["started_at"]),
+            default=dag_run.start_date,
+        )
+        completed_at = dt.datetime.now(dt.UTC)
+        execution_time = (completed_at - started_at).total_seconds() if started_at else 0.0
         failed = sorted(
             {
                 node["task_id"]

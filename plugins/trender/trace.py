@@ -87,6 +87,8 @@ def _label(context: Mapping[str, Any]) -> str | None:
 
 def _guarded(event: str, context: Mapping[str, Any], **fields: Any) -> None:
     started_at = getattr(context["ti"], "start_date", None)
+    if started_at is None and event == "start":
+        started_at = _now()
     if started_at is not None:
         fields.setdefault("started_at", started_at)
     try:

@@ -42,6 +42,7 @@ BASE = "https://api.example.test"
 TOKEN = "tok-123"
 QUERY = "language:Python stars:>10"
 ENCODED_QUERY = "q=language%3APython+stars%3A%3E10"
+SEARCH = f"{BASE}/search/repositories"
 CAP_MESSAGE = "Only the first 1000 search results are available"
 
 
@@ -255,13 +256,43 @@ def test_pagination_stops_at_short_page(
     ]
 
 
-def test_pagination_stops_without_next_link(client: GitHubClient, transport: FakeTransport):
-    transport.add(search_page(100, next_page=False))
+@pytest.mark.parametrize(
+    "link",
+    [
+        None,
+        f'<{SEARCH}?q=x&page=1>; rel="prev", <{SEARCH}?q=x&page=1>; rel="first"',
+        f'<{SEARCH}?q=x&page=1>; rel="first", <{SEARCH}?q=x&page=3>; rel="last"',
+    ],
+    ids=["no-link-header", "prev-and-first-only", "first-and-last-only"],
+)
+def test_pagination_stops_without_next_link(
+    client: GitHubClient, transport: FakeTransport, link: str | None
+):
+    reply = search_page(100, next_page=False)
+    if link:
+        reply.headers["Link"] = link
+    transport.add(reply)
 
     result = client.search_repositories(QUERY, limit=500)
 
     assert transport.urls == [repo_search_url(1)]
     assert len(result.items) == 100
+
+
+def test_pagination_follows_next_link_in_any_order(client: GitHubClient, transport: FakeTransport):
+    reply = search_page(100, next_page=False)
+    reply.headers["Link"] = (
+        f'<{BASE}/search/repositories?q=x&page=1>; rel="first", '
+        f'<{BASE}/search/repositories?q=x&page=1>; rel="prev", '
+        f'<{BASE}/search/repositories?q=x&page=34>; rel="last", '
+        f'<{BASE}/search/repositories?q=x&page=3>; rel="next"'
+    )
+    transport.add(reply, search_page(100, start=100, next_page=False))
+
+    result = client.search_repositories(QUERY, limit=500)
+
+    assert transport.urls == [repo_search_url(1), repo_search_url(2)]
+    assert len(result.items) == 200
 
 
 @pytest.mark.parametrize(
@@ -342,8 +373,8 @@ def test_validation_error_exposes_entries_and_cap_flag():
 
 @pytest.mark.parametrize(
     ("flags", "expected"),
-    [((None, None), False), ((False, True), True), ((False, False), False)],
-    ids=["missing-defaults-false", "any-page-true", "all-false"],
+    [((None, None), False), ((True, False), True), ((False, True), True), ((False, False), False)],
+    ids=["missing-defaults-false", "first-page-true", "last-page-true", "all-false"],
 )
 def test_incomplete_results_flag(
     client: GitHubClient, transport: FakeTransport, flags: tuple, expected: bool
@@ -654,6 +685,16 @@ def test_token_with_control_characters_is_refused_without_echo(
             None,
         ),
         (429, {}, "", "secondary", None, None, None),
+        (403, {"Retry-After": "120"}, "Please wait.", "secondary", 120.0, None, None),
+        (
+            403,
+            {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
+            "Please wait.",
+            "secondary",
+            0.0,
+            None,
+            None,
+        ),
     ],
     ids=[
         "primary-remaining-0-with-reset",
@@ -664,6 +705,8 @@ def test_token_with_control_characters_is_refused_without_echo(
         "abuse-detection-retry-after",
         "abuse-detection-message-only",
         "bare-429",
+        "retry-after-without-known-wording",
+        "retry-after-as-past-http-date",
     ],
 )
 def test_rate_limit_classification(status, headers, message, kind, retry_after, reset_at, resource):

@@ -50,6 +50,7 @@ SEARCH_RESULT_CAP = 1000  # GitHub serves only the first 1000 results of any sea
 DEFAULT_PER_PAGE = 30  # GitHub's page size when per_page is absent
 MAX_PER_PAGE = 100  # GitHub silently clamps larger per_page values to 100
 BASE64_LINE_LENGTH = 60  # the contents API wraps base64 content every 60 characters
+SHUTDOWN_POLL_SECONDS = 0.05  # how often the serving loop checks for stop(); keeps stop() quick
 IDLE_CONNECTION_SECONDS = 30  # close idle keep-alive connections so stop() never waits on them
 TIMESTAMP_FIELDS = ("created_at", "updated_at", "pushed_at")
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -196,9 +197,6 @@ def validation_failed(message: str, code: str = "invalid") -> Response:
     return json_response(422, body)
 
 
-# --- snapshot and day state -------------------------------------------------------------------
-
-
 def load_snapshot(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> dict[str, Any]:
     """Load a snapshot from a mapping, a path, ``$TRENDER_REPLAY_SNAPSHOT`` or the bundled file."""
     if isinstance(source, Mapping):
@@ -307,14 +305,13 @@ def build_day_state(snapshot: Mapping[str, Any], day: int, shift_days: int) -> D
         if repo_id in absent:
             continue
         for key in TIMESTAMP_FIELDS:
-            repo[key] = shift_timestamp(repo.get(key), shift_days)
+            if key in repo:
+                repo[key] = shift_timestamp(repo[key], shift_days)
         served[repo_id] = ServedRepo(repo, readmes[repo_id], files[repo_id])
     names = {repo["full_name"].lower(): repo_id for repo_id, repo in repos.items()}
     moved = {name: repo_id for name, repo_id in former_names.items() if name not in names}
     return DayState(served, {n: i for n, i in names.items() if i in served}, moved)
 
-
-# --- search queries ---------------------------------------------------------------------------
 
 TOKEN_PATTERN = re.compile(r'[^\s"]+:"[^"]*"|"[^"]*"|\S+')
 QUALIFIER_PATTERN = re.compile(r"^([A-Za-z][A-Za-z_-]*):(.*)$")
@@ -503,9 +500,6 @@ def in_folder(path: str, folder: str) -> bool:
     return directory == folder or directory.startswith(folder + "/")
 
 
-# --- rate limits ------------------------------------------------------------------------------
-
-
 @dataclass
 class Bucket:
     """One resource's budget in a fixed window."""
@@ -604,9 +598,6 @@ class RateLimiter:
             return list(self._buckets)
 
 
-# --- the server -------------------------------------------------------------------------------
-
-
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
@@ -614,6 +605,11 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], replay: ReplayServer) -> None:
         self.replay = replay
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed exchange (usually a client that hung up) instead of printing it."""
+        error = sys.exc_info()[1]
+        logger.debug("Replay exchange with %s failed: %r", client_address, error)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -670,8 +666,6 @@ class ReplayServer:
         self._thread: threading.Thread | None = None
         self._state = self._build_state()
 
-    # lifecycle
-
     @property
     def url(self) -> str:
         """Return the base URL, available once the server is started."""
@@ -687,7 +681,10 @@ class ReplayServer:
         self._httpd = _HTTPServer((self.host, self.port), self)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"replay-{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name=f"replay-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         logger.info("Replay server listening on %s (day %s)", self.url, self._day)
@@ -709,8 +706,6 @@ class ReplayServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-    # state
 
     @property
     def day(self) -> int:
@@ -746,8 +741,6 @@ class ReplayServer:
         """Change the request budget of one rate-limit resource."""
         self.limiter.set_limit(resource, limit)
 
-    # request log and faults
-
     @property
     def requests(self) -> list[RecordedRequest]:
         """Return a copy of the request log."""
@@ -775,8 +768,6 @@ class ReplayServer:
                 if queue and fnmatch.fnmatchcase(path, route):
                     return queue.popleft()
         return None
-
-    # request handling
 
     def _serve(self, handler: _Handler) -> None:
         parts = urlsplit(handler.path)
@@ -904,8 +895,6 @@ class ReplayServer:
             delay_seconds=fault.delay_seconds,
             drop=fault.drop,
         )
-
-    # routes
 
     def _route(self, request: Request) -> Response:
         state = self._state
@@ -1129,9 +1118,6 @@ def code_item(repo: Mapping[str, Any], path: str) -> dict[str, Any]:
         "repository": minimal_repository(repo),
         "score": 1.0,
     }
-
-
-# --- command line -----------------------------------------------------------------------------
 
 
 def is_loopback(host: str) -> bool:
