@@ -164,8 +164,7 @@ def fetch_render(
         dict.fromkeys(
             item["repository"]["full_name"]
             for item in result.items
-            if isinstance(item.get("repository"), Mapping)
-            and item["repository"].get("full_name")
+            if isinstance(item.get("repository"), Mapping) and item["repository"].get("full_name")
         )
     )
 

@@ -341,4 +341,3 @@ def _store_run(
             },
         )
     conn.commit()
-

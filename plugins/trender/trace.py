@@ -114,7 +114,9 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
     """Record that a task instance failed, with the exception's type and message."""
     exception = context.get("exception")
     error = f"{type(exception).__name__}: {exception}"[:MAX_ERROR_LENGTH] if exception else None
-    _guarded("failure", context, state="failed", ended_at=_now(), error=error, label=_label(context))
+    _guarded(
+        "failure", context, state="failed", ended_at=_now(), error=error, label=_label(context)
+    )
 
 
 def on_task_retry(context: Mapping[str, Any]) -> None:
@@ -206,4 +208,6 @@ def build_task_tree(
             node["mapped"] = len(node["instances"])
 
     position = {task_id: index for index, task_id in enumerate(task_order)}
-    return sorted(nodes.values(), key=lambda n: (position.get(n["task_id"], len(position)), n["task_id"]))
+    return sorted(
+        nodes.values(), key=lambda n: (position.get(n["task_id"], len(position)), n["task_id"])
+    )

@@ -128,7 +128,12 @@ def analyze_batch(
             row = to_staging_row(raw, run_id=run_id, snapshot_date=snapshot_date, category=category)
         except InvalidRepository as exc:
             reason = str(exc)
-            log.warning("Skipping repository %s (id %s): %s", raw.get("full_name"), raw.get("repo_id"), reason)
+            log.warning(
+                "Skipping repository %s (id %s): %s",
+                raw.get("full_name"),
+                raw.get("repo_id"),
+                reason,
+            )
             reasons[reason.split(":")[0]] += 1
             errors.append(
                 {

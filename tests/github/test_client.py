@@ -1115,10 +1115,10 @@ def test_token_never_appears_in_logs_or_errors(local_server: str, caplog: pytest
     for call, expected in calls:
         with pytest.raises(expected) as caught:
             call()
-        error: BaseException | None = caught.value
-        while error is not None:
-            texts += [str(error), repr(error), repr(error.args)]
-            error = error.__cause__ or error.__context__
+        error = caught.value
+        texts += [str(error), repr(error), repr(error.args), repr(vars(error))]
+        # A chained requests exception would carry the prepared request and its headers.
+        assert (error.__cause__, error.__context__) == (None, None)
     session.close()
 
     assert _SecretCheckHandler.seen.count(f"Bearer {SECRET}") == 5  # 1 + 2 + 2 attempts

@@ -49,7 +49,11 @@ def load_day(db: object, rows: list[dict], snapshot_date: dt.date = SNAPSHOT) ->
     """Stage rows and run the candidate, dimension and fact loads for one day."""
     warehouse.write_staging(db, rows, [])
     params = {"snapshot_date": snapshot_date, "run_id": RUN_ID, "per_language_limit": 50}
-    for name in ("load/candidates.sql", "load/dim_repositories.sql", "load/fact_repo_snapshots.sql"):
+    for name in (
+        "load/candidates.sql",
+        "load/dim_repositories.sql",
+        "load/fact_repo_snapshots.sql",
+    ):
         warehouse.run_sql_file(db, name, params)
 
 
@@ -99,7 +103,12 @@ EXPECTED = {
     },
     6: {"age_days": 500, "recency": 0.01, "normalized": 0.02, "momentum": 0.013},
     # A category whose maximum stars is 0: normalized stars are 0, momentum is 0.7 * recency.
-    7: {"age_days": 20, "recency": 0.9330329915368074, "normalized": 0.0, "momentum": 0.6531230940757652},
+    7: {
+        "age_days": 20,
+        "recency": 0.9330329915368074,
+        "normalized": 0.0,
+        "momentum": 0.6531230940757652,
+    },
     8: {"age_days": 3, "recency": 1.0, "normalized": 0.0, "momentum": 0.7},
 }
 

@@ -635,22 +635,9 @@ class GitHubClient:
             auth = self._auth(shown)
             self._policy.before_request(resource)
             self.stats.record_request(resource)
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    headers=headers,
-                    auth=auth,
-                    timeout=self._timeout,
-                    allow_redirects=False,
-                )
-            except _NOT_TRANSPORT:
-                raise
-            except requests.RequestException as exc:
-                raise GitHubTransportError(
-                    _describe_transport(exc), method=method, path=shown
-                ) from exc
+            response = self._get_once(method, url, params, headers, auth)
+            if isinstance(response, str):
+                raise GitHubTransportError(response, method=method, path=shown)
             status = response.status_code
             self._policy.after_response(resource, response.headers, status)
             log.debug("GitHub %s %s answered %d", method, shown, status)
@@ -691,6 +678,34 @@ class GitHubClient:
         raise GitHubResponseError(
             f"more than {MAX_REDIRECTS} redirects", method=method, path=self._display_path(url)
         )
+
+    def _get_once(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str],
+        auth: _BearerAuth,
+    ) -> requests.Response | str:
+        """Send one HTTP request; return the response or a description of the transport failure.
+
+        The requests exception is not chained to the error raised later: it holds the prepared
+        request, Authorization header included.
+        """
+        try:
+            return self._session.request(
+                method,
+                url,
+                params=params,
+                headers=headers,
+                auth=auth,
+                timeout=self._timeout,
+                allow_redirects=False,
+            )
+        except _NOT_TRANSPORT:
+            raise
+        except requests.RequestException as exc:
+            return _describe_transport(exc)
 
     def _auth(self, shown: str) -> _BearerAuth:
         """Build the per-request authentication from the token source."""
