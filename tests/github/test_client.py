@@ -50,14 +50,17 @@ class RefreshingToken:
     """Token source that hands out the next token after each 401."""
 
     def __init__(self, tokens: list[str], *, can_refresh: bool = True) -> None:
+        """Start with ``tokens[0]``; refreshing moves to the next one."""
         self.tokens = tokens
         self.can_refresh = can_refresh
         self.unauthorized_calls = 0
 
     def token(self) -> str | None:
+        """Return the current token."""
         return self.tokens[0]
 
     def on_unauthorized(self) -> bool:
+        """Switch to the next token if there is one."""
         self.unauthorized_calls += 1
         if self.can_refresh and len(self.tokens) > 1:
             self.tokens.pop(0)
@@ -69,29 +72,35 @@ class RecordingPolicy:
     """Rate-limit policy that records its calls and waits a fixed time."""
 
     def __init__(self, wait: float | None) -> None:
+        """Answer every ``wait_for`` with ``wait``."""
         self.wait = wait
         self.before: list[str] = []
         self.after: list[tuple[str, int]] = []
         self.asked: list[tuple[str, int]] = []
 
     def before_request(self, resource: str) -> None:
+        """Record the resource."""
         self.before.append(resource)
 
     def after_response(self, resource: str, headers: Any, status: int) -> None:
+        """Record the resource and status."""
         self.after.append((resource, status))
 
     def wait_for(self, error: GitHubRateLimitError, attempt: int) -> float | None:
+        """Record the question and return the fixed wait."""
         self.asked.append((error.kind, attempt))
         return self.wait
 
 
 @pytest.fixture
 def transport() -> FakeTransport:
+    """Return an empty fake transport; tests queue replies on it."""
     return FakeTransport()
 
 
 @pytest.fixture
 def sleeps() -> list[float]:
+    """Collect the client's sleeps instead of sleeping."""
     return []
 
 
@@ -99,6 +108,7 @@ def sleeps() -> list[float]:
 def make_client(
     transport: FakeTransport, sleeps: list[float]
 ) -> Iterator[Callable[..., GitHubClient]]:
+    """Build clients wired to the fake transport, closing them afterwards."""
     clients: list[GitHubClient] = []
 
     def build(**overrides: Any) -> GitHubClient:
@@ -119,6 +129,7 @@ def make_client(
 
 @pytest.fixture
 def client(make_client: Callable[..., GitHubClient]) -> GitHubClient:
+    """Return a client with a static token and default options."""
     return make_client()
 
 
@@ -162,6 +173,7 @@ def readme_payload(text: str, path: str = "README.md") -> dict[str, Any]:
 
 
 def repo_search_url(page: int, per_page: int = 100) -> str:
+    """Return the URL the client requests for a repository search page."""
     query = f"{ENCODED_QUERY}&sort=stars&order=desc&per_page={per_page}&page={page}"
     return f"{BASE}/search/repositories?{query}"
 
@@ -205,11 +217,11 @@ def test_static_token_repr_hides_token():
         ("/search/code", "code_search"),
         ("/search/code?q=x", "code_search"),
         ("/search/repositories", "search"),
-        ("/search/issues", "search"),
+        ("/search/users", "search"),
         ("/repos/a/b/readme", "core"),
         ("/rate_limit", "core"),
     ],
-    ids=["code", "code-with-query", "repositories", "issues", "readme", "rate-limit"],
+    ids=["code", "code-with-query", "repositories", "users", "readme", "rate-limit"],
 )
 def test_resource_for_path(path: str, resource: str):
     assert resource_for_path(path) == resource
@@ -1056,16 +1068,18 @@ class _SecretCheckHandler(BaseHTTPRequestHandler):
     seen: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
+        """Answer by path: /user 401, /repos 500, anything else slowly."""
         type(self).seen.append(self.headers.get("Authorization", ""))
         if self.path.startswith("/user"):
             self._answer(401, b'{"message": "Bad credentials"}')
         elif self.path.startswith("/repos"):
             self._answer(500, b'{"error": "Server Error"}')
         else:
-            time.sleep(1.0)
+            time.sleep(3.0)  # far beyond the client's read timeout
             self._answer(200, b"{}")
 
     def _answer(self, status: int, body: bytes) -> None:
+        """Write a JSON answer, ignoring a client that already hung up."""
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -1082,6 +1096,7 @@ class _SecretCheckHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local_server() -> Iterator[str]:
+    """Serve ``_SecretCheckHandler`` on 127.0.0.1 and return its base URL."""
     _SecretCheckHandler.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SecretCheckHandler)
     server.daemon_threads = True
@@ -1101,7 +1116,7 @@ def test_token_never_appears_in_logs_or_errors(local_server: str, caplog: pytest
     client = GitHubClient(
         local_server,
         StaticToken(SECRET),
-        timeout=(2.0, 0.2),
+        timeout=(2.0, 0.5),
         max_retries=1,
         session=session,
         sleep=lambda seconds: None,

@@ -17,6 +17,7 @@ def wrapped_base64(data: bytes, width: int = 60) -> str:
 
 
 def payload(data: bytes, encoding: str = "base64") -> dict:
+    """Build a contents-API object holding ``data``."""
     return {"type": "file", "encoding": encoding, "content": wrapped_base64(data)}
 
 

@@ -219,7 +219,11 @@ class SearchPage:
 
 @dataclass
 class SearchResult:
-    """Items collected from one or more search pages."""
+    """Items collected from one or more search pages.
+
+    ``total_count`` is the last page's figure; ``incomplete_results`` is True when any page
+    said so.
+    """
 
     query: str
     total_count: int
@@ -329,7 +333,15 @@ _NOT_TRANSPORT = (
 
 
 class GitHubClient:
-    """Client for the parts of the GitHub REST API that Trender uses."""
+    """Client for the parts of the GitHub REST API that Trender uses.
+
+    Every request is a GET with GitHub's JSON media type, the pinned API version and, when the
+    token source has one, a bearer token. 5xx answers, transport failures and malformed bodies
+    are retried with exponential backoff; rate limits are retried only when the policy returns
+    a wait; all of them count against ``max_retries``. Redirects are followed only within the
+    base URL's host. ``stats.requests`` counts every HTTP request sent (redirect hops and
+    failed attempts included) and ``stats.errors`` every failed attempt, retried or not.
+    """
 
     def __init__(
         self,
@@ -453,7 +465,10 @@ class GitHubClient:
     def get_readmes(
         self, full_names: Sequence[str], *, etags: Mapping[str, str] | None = None
     ) -> dict[str, Readme | GitHubError]:
-        """Fetch many READMEs concurrently; a failure maps to its error instead of raising."""
+        """Fetch many READMEs concurrently; a failure maps to its error instead of raising.
+
+        Duplicate names are fetched once. A malformed name still raises ``ValueError``.
+        """
         names = list(dict.fromkeys(full_names))
         if not names:
             return {}
@@ -574,6 +589,7 @@ class GitHubClient:
 
         The JSON is None for a 304 answer.
         """
+        path = "/" + path.lstrip("/")
         resource = resource_for_path(path)
         attempt = 0
         replayed_auth = False

@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
-# Token prefixes GitHub issues (classic PAT, OAuth, user-to-server, server-to-server, refresh,
+# Token prefixes GitHub hands out (classic PAT, OAuth, user-to-server, server-to-server, refresh,
 # fine-grained PAT); anything shaped like one is masked before it can reach an error text.
 _TOKEN_PATTERN = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9_]{6,}|github_pat_[A-Za-z0-9_]{6,})")
 _TOKEN_MASK = "<redacted token>"
