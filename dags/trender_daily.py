@@ -8,7 +8,7 @@ and a daily fact snapshot with a momentum score (formula `m1`).
 
 | step | what it does |
 |---|---|
-| `ensure_schema` | creates the warehouse tables and views if they are missing |
+| `ensure_schema` | applies pending warehouse migrations (`include/sql/schema/NNN_*.sql`, each once) and refreshes the views |
 | `resolve_run` | settles the run's date, languages and limits from the params and `DEV_MODE` |
 | `list_languages` | the languages to fan out over |
 | `fetch_language_repos` | one mapped task per language: top repositories by stars, created in the last 180 days and pushed in the last 30, with READMEs |
@@ -107,14 +107,10 @@ params = {
 )
 def trender_daily() -> None:
     """Build the daily Trender pipeline."""
-    ensure_schema = SQLExecuteQueryOperator(
-        task_id="ensure_schema",
-        conn_id=warehouse.WAREHOUSE_CONN_ID,
-        sql=list(warehouse.SCHEMA_FILES),
-        split_statements=True,
-        do_xcom_push=False,
-        doc_md="Create the warehouse's tables and views where missing (idempotent DDL).",
-    )
+    @task
+    def ensure_schema() -> list[str]:
+        """Apply pending warehouse migrations (each once, recorded) and refresh the views."""
+        return pipeline.ensure_schema()
 
     @task(doc_md="Resolve the run's date, languages and repository limit.")
     def resolve_run() -> dict[str, Any]:
@@ -209,7 +205,7 @@ def trender_daily() -> None:
             raise AirflowFailException(f"required tasks failed: {', '.join(failed)}")
 
     run = resolve_run()
-    ensure_schema >> run
+    ensure_schema() >> run
     language_fetches = fetch_language_repos.partial(run=run).expand(language=list_languages(run))
     render_fetch = fetch_render_repos(run)
     batches = plan_batches(run)

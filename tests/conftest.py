@@ -95,8 +95,7 @@ def schema_template(pg_server_url: str) -> Iterator[str]:
 
     with _fresh_database(pg_server_url) as url:
         with psycopg.connect(url) as conn:
-            for name in warehouse.SCHEMA_FILES:
-                warehouse.run_sql_file(conn, name)
+            warehouse.migrate(conn)
         yield url.rpartition("/")[2]
 
 

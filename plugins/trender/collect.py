@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 RENDER_CODE_QUERY = "filename:render.yaml path:/"
 RENDER_CODE_SEARCH_LIMIT = 200  # code hits examined to find the render projects of the window
 REPOSITORY_WORKERS = 8  # concurrent GET /repos/{owner}/{repo} calls for code search hits
+# READMEs are stored up to 256 KiB of UTF-8; longer ones are cut there and their original size
+# kept. Scoring needs none of the text, and a few huge READMEs would otherwise dominate storage.
+README_MAX_BYTES = 256 * 1024
+
+
+def truncate_utf8(text: str, max_bytes: int = README_MAX_BYTES) -> tuple[str, int, bool]:
+    """Cut text to at most max_bytes of UTF-8 on a character boundary; return it, size, cut."""
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text, len(encoded), False
+    return encoded[:max_bytes].decode("utf-8", errors="ignore"), len(encoded), True
 
 
 def language_query(language: str, snapshot_date: dt.date) -> str:
@@ -63,6 +74,8 @@ def _raw_row(
         "readme_etag": None,
         "readme_status": "error",
         "readme_note": None,
+        "readme_original_bytes": None,
+        "readme_truncated": False,
     }
     if isinstance(readme, GitHubError) or readme is None:
         row["readme_note"] = str(readme) if readme is not None else "not fetched"
@@ -70,9 +83,19 @@ def _raw_row(
     if readme.missing:
         row["readme_status"] = "missing"
         return row
+    text, original_bytes, truncated = (
+        truncate_utf8(readme.text) if readme.text is not None else (None, None, False)
+    )
+    if truncated:
+        log.warning(
+            "README of %s is %d bytes; stored truncated to %d",
+            repo.get("full_name"), original_bytes, README_MAX_BYTES,
+        )  # fmt: skip
     row.update(
         readme_path=readme.path,
-        readme_text=readme.text,
+        readme_text=text,
+        readme_original_bytes=original_bytes,
+        readme_truncated=truncated,
         readme_sha=readme.sha,
         readme_size=readme.size,
         readme_etag=readme.etag,

@@ -33,6 +33,17 @@ class DataQualityError(Exception):
     """Raised when a data quality check finds offending rows."""
 
 
+def ensure_schema() -> list[str]:
+    """Apply pending schema migrations; return their names."""
+    conn = warehouse.connect()
+    try:
+        applied = warehouse.migrate(conn)
+    finally:
+        conn.close()
+    log.info("Schema up to date; %d migration(s) applied now", len(applied))
+    return applied
+
+
 def resolve_run(context: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve the run's settings from its params, the environment and its dates."""
     dag_run = context["dag_run"]

@@ -106,6 +106,7 @@ def to_staging_row(
         "readme_hash": (
             hashlib.sha256(readme_text.encode("utf-8")).hexdigest() if readme_text else None
         ),
+        "readme_truncated": bool(raw.get("readme_truncated", False)),
     }
 
 

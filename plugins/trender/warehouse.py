@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import hashlib
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,11 @@ from trender.text import strip_nul
 log = logging.getLogger(__name__)
 
 WAREHOUSE_CONN_ID = "trender_postgres"
-# The schema files, in the order they apply; each is idempotent.
-SCHEMA_FILES = (
-    "schema/010_raw.sql",
-    "schema/020_staging.sql",
-    "schema/030_analytics.sql",
-    "schema/040_ops.sql",
-    "schema/050_views.sql",
-)
+# Numbered migrations (schema/NNN_name.sql) apply once each, in order, and are recorded in
+# schema_migrations; repeatable files are re-applied after every migration run.
+MIGRATION_PATTERN = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+REPEATABLE_SCHEMA_FILES = ("schema/views.sql",)
+MIGRATIONS_LOCK_KEY = "trender.schema_migrations"
 
 
 def sql_dir() -> Path:
@@ -75,6 +74,76 @@ def run_sql_file(conn: Any, name: str, params: Mapping[str, Any] | None = None) 
     return rows
 
 
+def migration_files() -> list[tuple[int, str]]:
+    """Return the numbered migrations as (version, path relative to include/sql), in order."""
+    found = []
+    for path in (sql_dir() / "schema").iterdir():
+        match = MIGRATION_PATTERN.match(path.name)
+        if match:
+            found.append((int(match.group(1)), f"schema/{path.name}"))
+    found.sort()
+    versions = [version for version, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"two schema migrations share a version number: {found}")
+    return found
+
+
+def migrate(conn: Any) -> list[str]:
+    """
+    Bring the warehouse schema up to date; return the migrations applied now.
+
+    Each pending migration runs in its own transaction together with its record in
+    ``schema_migrations``. A session advisory lock keeps concurrent runs from racing.
+    """
+    applied_now: list[str] = []
+    with conn.cursor() as cur:
+        cur.execute("select pg_advisory_lock(hashtext(%s))", (MIGRATIONS_LOCK_KEY,))
+        conn.commit()
+        try:
+            cur.execute(
+                """
+                create table if not exists schema_migrations (
+                    version     integer     primary key,
+                    name        text        not null,
+                    checksum    text        not null,
+                    applied_at  timestamptz not null default now()
+                )
+                """
+            )
+            cur.execute("select version, name, checksum from schema_migrations")
+            applied = {version: (name, checksum) for version, name, checksum in cur.fetchall()}
+            conn.commit()
+            for version, name in migration_files():
+                text = read_sql(name)
+                checksum = hashlib.sha256(text.encode("utf-8")).hexdigest()
+                if version in applied:
+                    if applied[version][1] != checksum:
+                        log.warning(
+                            "Migration %s changed after it was applied; it is not re-run", name
+                        )
+                    continue
+                try:
+                    for statement in split_statements(text):
+                        cur.execute(statement)
+                    cur.execute(
+                        "insert into schema_migrations (version, name, checksum) "
+                        "values (%s, %s, %s)",
+                        (version, name, checksum),
+                    )
+                except Exception:
+                    conn.rollback()
+                    raise
+                conn.commit()
+                applied_now.append(name)
+                log.info("Applied schema migration %s", name)
+            for name in REPEATABLE_SCHEMA_FILES:
+                run_sql_file(conn, name)
+        finally:
+            cur.execute("select pg_advisory_unlock(hashtext(%s))", (MIGRATIONS_LOCK_KEY,))
+            conn.commit()
+    return applied_now
+
+
 def _fetch_dicts(cur: Any) -> list[dict]:
     if cur.description is None:
         return []
@@ -100,17 +169,18 @@ def write_raw_repos(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
             insert into raw_github_repos (
                 run_id, snapshot_date, category, repo_id, full_name, search_query, payload,
                 readme_path, readme_text, readme_sha, readme_size, readme_etag, readme_status,
-                readme_note
+                readme_note, readme_original_bytes, readme_truncated
             )
             select
                 r.run_id, r.snapshot_date, r.category, r.repo_id, r.full_name, r.search_query,
                 r.payload, r.readme_path, r.readme_text, r.readme_sha, r.readme_size,
-                r.readme_etag, r.readme_status, r.readme_note
+                r.readme_etag, r.readme_status, r.readme_note, r.readme_original_bytes,
+                coalesce(r.readme_truncated, false)
             from jsonb_to_recordset(%s::jsonb) as r (
                 run_id text, snapshot_date date, category text, repo_id bigint, full_name text,
                 search_query text, payload jsonb, readme_path text, readme_text text,
                 readme_sha text, readme_size integer, readme_etag text, readme_status text,
-                readme_note text
+                readme_note text, readme_original_bytes integer, readme_truncated boolean
             )
             on conflict (run_id, category, repo_id) do update set
                 full_name = excluded.full_name,
@@ -123,6 +193,8 @@ def write_raw_repos(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
                 readme_etag = excluded.readme_etag,
                 readme_status = excluded.readme_status,
                 readme_note = excluded.readme_note,
+                readme_original_bytes = excluded.readme_original_bytes,
+                readme_truncated = excluded.readme_truncated,
                 fetched_at = now()
             """,
             (_json_param(rows),),
@@ -217,7 +289,7 @@ def read_raw_batch(conn: Any, run_id: str, category: str, repo_ids: Sequence[int
         cur.execute(
             """
             select repo_id, full_name, category, snapshot_date, payload, readme_path,
-                   readme_text, readme_status
+                   readme_text, readme_status, readme_truncated
             from raw_github_repos
             where run_id = %s
               and category = %s
@@ -235,17 +307,20 @@ _STAGING_COLUMNS = (
     "snapshot_date", "repo_id", "run_id", "category", "full_name", "owner_login", "repo_name",
     "description", "homepage", "primary_language", "topics", "license_spdx", "is_archived",
     "is_fork", "default_branch", "stars", "forks", "open_issues", "created_at", "updated_at",
-    "pushed_at", "readme_path", "readme_text", "readme_hash",
+    "pushed_at", "readme_path", "readme_text", "readme_hash", "readme_truncated",
 )  # fmt: skip
 
 # Built once from the column list above: structure only, every value is a bound parameter.
 _STAGING_UPSERT = """
     insert into stg_repos_validated ({columns})
-    select {columns}
+    select {selected}
     from jsonb_populate_recordset(null::stg_repos_validated, %s::jsonb)
     on conflict (snapshot_date, repo_id) do update set {updates}, validated_at = now()
 """.format(
     columns=", ".join(_STAGING_COLUMNS),
+    selected=", ".join(_STAGING_COLUMNS).replace(
+        "readme_truncated", "coalesce(readme_truncated, false)"
+    ),
     updates=", ".join(
         f"{column} = excluded.{column}"
         for column in _STAGING_COLUMNS

@@ -117,10 +117,14 @@ def test_params_form() -> None:
     assert (spec["minimum"], spec["maximum"]) == (1, 100)
 
 
-def test_schema_files_constant_lists_the_schema_folder() -> None:
+def test_every_schema_file_is_a_numbered_migration_or_repeatable() -> None:
     folder = Path(warehouse.sql_dir()) / "schema"
-    assert list(warehouse.SCHEMA_FILES) == sorted(
+    migrations = [name for _, name in warehouse.migration_files()]
+    assert sorted(migrations + list(warehouse.REPEATABLE_SCHEMA_FILES)) == sorted(
         f"schema/{path.name}" for path in folder.glob("*.sql")
+    )
+    assert [version for version, _ in warehouse.migration_files()] == list(
+        range(1, len(migrations) + 1)
     )
 
 

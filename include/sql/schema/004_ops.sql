@@ -1,5 +1,5 @@
 -- Operations tables: one row per DAG run with its task tree, and the task spans it is built from.
--- Idempotent: safe to run on every DAG run.
+-- Migration: applied once, recorded in schema_migrations.
 
 create table if not exists fact_workflow_runs (
     run_id           text        primary key,

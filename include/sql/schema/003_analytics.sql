@@ -1,5 +1,5 @@
 -- Analytics layer: SCD Type 2 repository dimension, languages, and daily fact snapshots.
--- Idempotent: safe to run on every DAG run.
+-- Migration: applied once, recorded in schema_migrations.
 
 create table if not exists dim_languages (
     language_id    serial primary key,

@@ -1,5 +1,5 @@
 -- Staging layer: typed, validated repositories, one row per repository per snapshot day.
--- Idempotent: safe to run on every DAG run.
+-- Migration: applied once, recorded in schema_migrations.
 
 create table if not exists stg_repos_validated (
     snapshot_date     date        not null,

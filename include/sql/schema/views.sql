@@ -1,4 +1,4 @@
--- Dashboard views over the analytics layer. Idempotent: recreated on every DAG run.
+-- Dashboard views over the analytics layer. Repeatable: recreated after every migration run.
 
 -- The latest snapshot day's ranking over all categories, with current repository attributes.
 create or replace view analytics_trending_now as

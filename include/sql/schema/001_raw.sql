@@ -1,5 +1,5 @@
 -- Raw layer: GitHub responses as received, one row per repository per category per run.
--- Idempotent: safe to run on every DAG run.
+-- Migration: applied once, recorded in schema_migrations.
 
 create table if not exists raw_github_repos (
     run_id          text        not null,
