@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint format lock clean
+.PHONY: help venv demo test lint format lock clean mwaa-bundle
 
 help:
 	@echo "make demo    run trender_daily once on the bundled GitHub snapshot and print the ranking"
@@ -15,6 +15,7 @@ help:
 	@echo "make format  apply ruff format and safe fixes"
 	@echo "make lock    regenerate requirements-lock.txt from requirements-dev.in"
 	@echo "make clean   stop the embedded PostgreSQL and remove .local/"
+	@echo "make mwaa-bundle  build dist/mwaa/: dags/ with the SQL, plugins.zip, requirements.txt"
 
 venv: $(STAMP)
 
@@ -45,3 +46,7 @@ lock: $(STAMP)
 clean:
 	-@test -x $(BIN)/python && $(BIN)/python scripts/localenv.py stop
 	rm -rf .local
+
+# Standard library only: no virtualenv needed to package for Amazon MWAA.
+mwaa-bundle:
+	$(PYTHON) scripts/mwaa_bundle.py --out dist/mwaa

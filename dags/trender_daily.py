@@ -107,6 +107,7 @@ params = {
 )
 def trender_daily() -> None:
     """Build the daily Trender pipeline."""
+
     @task
     def ensure_schema() -> list[str]:
         """Apply pending warehouse migrations (each once, recorded) and refresh the views."""

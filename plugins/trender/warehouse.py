@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,11 +26,46 @@ MIGRATIONS_LOCK_KEY = "trender.schema_migrations"
 
 
 def sql_dir() -> Path:
-    """Return the folder holding the project's SQL files (``include/sql``)."""
-    override = os.environ.get("TRENDER_SQL_DIR")
+    """
+    Return the folder holding the project's SQL files, the first of three places that exists.
+
+    1. ``$TRENDER_SQL_DIR``, when set.
+    2. ``include/sql`` beside the ``plugins/`` folder holding this package: a checkout, docker
+       compose and Astronomer all keep the project's ``include/`` there.
+    3. ``<dags_folder>/trender_sql``, where ``make mwaa-bundle`` puts the SQL, since only the DAGs
+       folder and ``plugins.zip`` reach an MWAA environment. The DAGs folder is
+       ``$AIRFLOW__CORE__DAGS_FOLDER``, else Airflow's ``[core] dags_folder``.
+
+    :raises FileNotFoundError: when none of them is a folder, naming every place searched.
+    """
+    override_env = "TRENDER_SQL_DIR"
+    dags_folder_env = "AIRFLOW__CORE__DAGS_FOLDER"
+    bundled_name = "trender_sql"  # the folder scripts/mwaa_bundle.py writes into dags/
+
+    searched: list[Path] = []
+    override = os.environ.get(override_env)
     if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "include" / "sql"
+        searched.append(Path(override).expanduser())
+    searched.append(Path(__file__).resolve().parents[2] / "include" / "sql")
+    for candidate in searched:
+        if candidate.is_dir():
+            return candidate
+
+    dags_folder = os.environ.get(dags_folder_env)
+    if not dags_folder:
+        from airflow.configuration import conf
+
+        dags_folder = conf.get("core", "dags_folder")
+    candidate = Path(dags_folder).expanduser() / bundled_name
+    if candidate.is_dir():
+        return candidate
+    searched.append(candidate)
+    raise FileNotFoundError(
+        "Trender's SQL folder was not found; searched, in order: "
+        + ", ".join(str(path) for path in searched)
+        + f". Set {override_env}, or deploy include/sql beside plugins/, or put the SQL in "
+        f"<dags_folder>/{bundled_name} (make mwaa-bundle does)."
+    )
 
 
 def connect(conn_id: str = WAREHOUSE_CONN_ID) -> Any:
@@ -151,6 +186,19 @@ def _fetch_dicts(cur: Any) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def last_per_key(rows: Iterable[Mapping[str, Any]], key: Sequence[str]) -> list[Mapping]:
+    """
+    Keep one row per key, the last given, in first-seen order.
+
+    One upsert statement cannot touch the same row twice, and a repository can legitimately
+    arrive twice (search pages shift while GitHub re-ranks): the last copy wins, always.
+    """
+    kept: dict[tuple, Mapping[str, Any]] = {}
+    for row in rows:
+        kept[tuple(row.get(column) for column in key)] = row
+    return list(kept.values())
+
+
 def _json_param(rows: Iterable[Mapping[str, Any]]) -> str:
     return json.dumps(strip_nul(list(rows)), ensure_ascii=False, default=str)
 
@@ -197,7 +245,7 @@ def write_raw_repos(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
                 readme_truncated = excluded.readme_truncated,
                 fetched_at = now()
             """,
-            (_json_param(rows),),
+            (_json_param(last_per_key(rows, ("run_id", "category", "repo_id"))),),
         )
         written = cur.rowcount
     conn.commit()
@@ -339,7 +387,8 @@ def write_staging(
     """
     with conn.cursor() as cur:
         if rows:
-            cur.execute(_STAGING_UPSERT, (_json_param(rows),))
+            keyed = last_per_key(rows, ("snapshot_date", "repo_id"))
+            cur.execute(_STAGING_UPSERT, (_json_param(keyed),))
         if errors:
             cur.execute(
                 """
@@ -356,6 +405,6 @@ def write_staging(
                     reason = excluded.reason,
                     recorded_at = now()
                 """,
-                (_json_param(errors),),
+                (_json_param(last_per_key(errors, ("run_id", "category", "repo_id"))),),
             )
     conn.commit()
