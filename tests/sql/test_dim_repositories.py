@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 
 import psycopg
@@ -176,7 +177,7 @@ def test_validity_ranges_never_overlap_and_leave_no_gaps(db: psycopg.Connection)
     load(db, DAY3, [repo(description="c")])
     rows = versions(db)
     assert [(r[3], r[4]) for r in rows] == [(DAY1, DAY2), (DAY2, DAY3), (DAY3, None)]
-    for earlier, later in zip(rows, rows[1:], strict=False):
+    for earlier, later in itertools.pairwise(rows):
         assert earlier[4] == later[3]
     for check in ("checks/one_current_version.sql", "checks/no_overlapping_validity.sql"):
         assert warehouse.run_sql_file(db, check, {"snapshot_date": DAY3}) == []
