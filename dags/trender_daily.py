@@ -6,18 +6,23 @@ projects that deploy with a root `render.yaml`, and loads them into the warehous
 (`trender_postgres`): raw responses, validated staging rows, an SCD Type 2 repository dimension
 and a daily fact snapshot with a momentum score (formula `m1`).
 
-| step | what it does |
-|---|---|
-| `ensure_schema` | applies pending warehouse migrations (`include/sql/schema/NNN_*.sql`, each once) and refreshes the views |
-| `resolve_run` | settles the run's date, languages and limits from the params and `DEV_MODE` |
-| `list_languages` | the languages to fan out over |
-| `fetch_language_repos` | one mapped task per language: top repositories by stars, created in the last 180 days and pushed in the last 30, with READMEs |
-| `fetch_render_repos` | code search for a root `render.yaml`, projects created in the last 18 months (skipped in dev mode) |
-| `plan_batches` | splits everything fetched into batches of 10 |
-| `analyze_repo_batch` | validates each batch into staging; a bad repository is skipped and counted |
-| `aggregate_results` | candidates, the dimension, the facts, then data quality checks |
-| `cleanup_old_data` | retention: raw and staging 7 days, analytics 30 days; never fails the run |
-| `record_run` | stores the run tree and summary in `fact_workflow_runs`, then fails the run if a required task failed |
+Steps, in order:
+
+- `ensure_schema`: applies pending warehouse migrations (each once, recorded) and refreshes
+  the dashboard views.
+- `resolve_run`: settles the run's date, languages and limits from the params and `DEV_MODE`;
+  `list_languages` hands the languages to the fan-out.
+- `fetch_language_repos`: one mapped task per language; the top repositories by stars created
+  in the last 180 days and pushed in the last 30, with their READMEs.
+- `fetch_render_repos`: code search for a root `render.yaml`; projects created in the last 18
+  months (skipped in dev mode).
+- `plan_batches`: splits everything fetched into batches of 10.
+- `analyze_repo_batch`: validates each batch into staging; a bad repository is skipped, counted
+  and kept in `stg_validation_errors`.
+- `aggregate_results`: candidates, the SCD Type 2 dimension, the facts, then data quality checks.
+- `cleanup_old_data`: retention (raw and staging 7 days, analytics 30 days); never fails the run.
+- `record_run`: stores the run tree and summary in `fact_workflow_runs`, then fails the run if a
+  required task failed.
 
 Trigger it with params from the UI form, or `airflow dags trigger trender_daily --conf
 '{"dev_mode": true}'`. Runs without a logical date are dated by their `run_after`.
@@ -135,7 +140,9 @@ def trender_daily() -> None:
             raise AirflowSkipException("render search is off for this run (dev mode or param)")
         return pipeline.fetch_render_repos(run, get_current_context())
 
-    @task(trigger_rule="all_done_min_one_success")
+    # all_done: plan whatever was fetched, even when the render search was skipped or one
+    # language failed; record_run still fails the run for the failed fetch.
+    @task(trigger_rule="all_done")
     def plan_batches(run: dict[str, Any]) -> list[dict[str, Any]]:
         """Split the run's fetched repositories into batches of 10."""
         return pipeline.plan_batches(run)

@@ -207,7 +207,8 @@ def write_raw_repos(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
     """
     Store fetched repositories in ``raw_github_repos`` with one statement.
 
-    A retried task replaces the rows it wrote before, so retries never duplicate.
+    Rows are keyed by (snapshot_date, category, repo_id): a retried task or a rerun of the day
+    replaces the rows written before, so nothing is ever duplicated.
     """
     if not rows:
         return 0
@@ -230,7 +231,8 @@ def write_raw_repos(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
                 readme_sha text, readme_size integer, readme_etag text, readme_status text,
                 readme_note text, readme_original_bytes integer, readme_truncated boolean
             )
-            on conflict (run_id, category, repo_id) do update set
+            on conflict (snapshot_date, category, repo_id) do update set
+                run_id = excluded.run_id,
                 full_name = excluded.full_name,
                 search_query = excluded.search_query,
                 payload = excluded.payload,
@@ -245,7 +247,7 @@ def write_raw_repos(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
                 readme_truncated = excluded.readme_truncated,
                 fetched_at = now()
             """,
-            (_json_param(last_per_key(rows, ("run_id", "category", "repo_id"))),),
+            (_json_param(last_per_key(rows, ("snapshot_date", "category", "repo_id"))),),
         )
         written = cur.rowcount
     conn.commit()
@@ -270,7 +272,8 @@ def write_search_pages(conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
                 run_id text, snapshot_date date, category text, search_type text, query text,
                 page integer, total_count integer, incomplete_results boolean, item_count integer
             )
-            on conflict (run_id, category, page) do update set
+            on conflict (snapshot_date, category, page) do update set
+                run_id = excluded.run_id,
                 search_type = excluded.search_type,
                 query = excluded.query,
                 total_count = excluded.total_count,
@@ -400,11 +403,12 @@ def write_staging(
                     run_id text, snapshot_date date, category text, repo_id bigint,
                     full_name text, reason text
                 )
-                on conflict (run_id, category, repo_id) do update set
+                on conflict (snapshot_date, category, repo_id) do update set
+                    run_id = excluded.run_id,
                     full_name = excluded.full_name,
                     reason = excluded.reason,
                     recorded_at = now()
                 """,
-                (_json_param(last_per_key(errors, ("run_id", "category", "repo_id"))),),
+                (_json_param(last_per_key(errors, ("snapshot_date", "category", "repo_id"))),),
             )
     conn.commit()

@@ -62,7 +62,8 @@ def test_schedule_and_run_policy() -> None:
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert set(dag.tags) == {"trender", "github", "analytics"}
-    assert dag.doc_md and dag.doc_md.lstrip().startswith("# Trender daily")
+    assert dag.doc_md
+    assert dag.doc_md.lstrip().startswith("# Trender daily")
     assert dag.owner == "trender"
 
 

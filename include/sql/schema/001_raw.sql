@@ -1,4 +1,5 @@
--- Raw layer: GitHub responses as received, one row per repository per category per run.
+-- Raw layer: GitHub responses as received, one row per repository per category per snapshot
+-- day; a rerun of the day replaces the day's rows (run_id names the run that wrote each row).
 -- Migration: applied once, recorded in schema_migrations.
 
 create table if not exists raw_github_repos (
@@ -17,15 +18,15 @@ create table if not exists raw_github_repos (
     readme_status   text        not null,
     readme_note     text,
     fetched_at      timestamptz not null default now(),
-    primary key (run_id, category, repo_id),
+    primary key (snapshot_date, category, repo_id),
     constraint raw_github_repos_readme_status_check
         check (readme_status in ('ok', 'missing', 'not_modified', 'error'))
 );
 
-create index if not exists raw_github_repos_snapshot_date_idx
-    on raw_github_repos (snapshot_date);
+create index if not exists raw_github_repos_run_idx
+    on raw_github_repos (run_id);
 
--- One row per search page requested, so a run can prove what GitHub answered.
+-- One row per search page requested per day, so a run can prove what GitHub answered.
 create table if not exists raw_github_searches (
     run_id              text        not null,
     snapshot_date       date        not null,
@@ -37,8 +38,6 @@ create table if not exists raw_github_searches (
     incomplete_results  boolean     not null,
     item_count          integer     not null,
     fetched_at          timestamptz not null default now(),
-    primary key (run_id, category, page)
+    primary key (snapshot_date, category, page)
 );
 
-create index if not exists raw_github_searches_snapshot_date_idx
-    on raw_github_searches (snapshot_date);

@@ -31,6 +31,7 @@ create table if not exists stg_repos_validated (
 );
 
 -- Repositories that failed validation: logged, counted and kept, never silently dropped.
+-- One row per repository per category per snapshot day.
 create table if not exists stg_validation_errors (
     run_id         text        not null,
     snapshot_date  date        not null,
@@ -39,7 +40,7 @@ create table if not exists stg_validation_errors (
     full_name      text,
     reason         text        not null,
     recorded_at    timestamptz not null default now(),
-    primary key (run_id, category, repo_id)
+    primary key (snapshot_date, category, repo_id)
 );
 
 -- The day's scoring candidates: top 50 per language by stars, and every render project.

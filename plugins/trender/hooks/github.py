@@ -1,4 +1,4 @@
-"""The Airflow hook that gives tasks a GitHub client configured from the ``trender_github`` connection."""
+"""The Airflow hook that builds GitHub clients from the ``trender_github`` connection."""
 
 from __future__ import annotations
 
