@@ -119,10 +119,32 @@ def test_a_rerun_of_the_same_day_corrects_that_days_version(db: psycopg.Connecti
     ]
 
 
-def test_a_backfill_leaves_the_dimension_untouched(db: psycopg.Connection) -> None:
+def test_a_backfill_with_other_attributes_adds_a_closed_earlier_version(
+    db: psycopg.Connection,
+) -> None:
     load(db, DAY2, [repo()])
+    load(db, DAY3, [repo(description="later")])
+    later = versions(db)
     load(db, DAY1, [repo(description="older text")])
-    assert versions(db) == [(1, "owner1/repo1", None, DAY2, None, True)]
+    assert versions(db) == [(1, "owner1/repo1", "older text", DAY1, DAY2, False), *later]
+
+
+def test_a_backfill_with_the_same_attributes_starts_the_first_version_earlier(
+    db: psycopg.Connection,
+) -> None:
+    load(db, DAY2, [repo()])
+    load(db, DAY1, [repo()])
+    assert versions(db) == [(1, "owner1/repo1", None, DAY1, None, True)]
+
+
+def test_a_date_an_existing_version_covers_is_left_as_recorded(db: psycopg.Connection) -> None:
+    load(db, DAY1, [repo()])
+    load(db, DAY3, [repo(description="c")])
+    load(db, DAY2, [repo(description="rewritten history")])
+    assert versions(db) == [
+        (1, "owner1/repo1", None, DAY1, DAY3, False),
+        (1, "owner1/repo1", "c", DAY3, None, True),
+    ]
 
 
 def test_racing_loads_leave_one_current_version_and_neither_fails(

@@ -187,3 +187,21 @@ def test_candidates_take_top_fifty_per_language_and_all_render(db: object) -> No
         "select min(stars) from stg_repo_candidates where category = 'python'"
     ).fetchone()
     assert lowest_python == 10
+
+
+def test_backfilling_an_earlier_date_leaves_later_dates_untouched(db: object) -> None:
+    earlier = SNAPSHOT - dt.timedelta(days=3)
+    load_day(db, [staged(1, "python", 200, 10)])
+    later_before = db.execute(
+        "select * from fact_repo_snapshots where snapshot_date = %s", (SNAPSHOT,)
+    ).fetchall()
+    load_day(db, [staged(1, "python", 150, 10, snapshot_date=earlier)], earlier)
+    later_after = db.execute(
+        "select * from fact_repo_snapshots where snapshot_date = %s", (SNAPSHOT,)
+    ).fetchall()
+    assert later_after == later_before
+    backfilled = facts(db, earlier)[1]
+    assert backfilled["star_velocity"] is None
+    assert backfilled["age_days"] == 7
+    (versions,) = db.execute("select count(*) from dim_repositories").fetchone()
+    assert versions == 1  # same attributes: the one version now starts at the backfilled date

@@ -2,7 +2,8 @@
 -- Grain: one row per version of a repository (natural key: GitHub's repository id).
 -- Idempotent: unchanged input writes nothing; a rerun of the same day corrects that day's version
 -- in place instead of opening another; a repository absent from the day is left open.
--- A backfill (snapshot_date before the current version began) leaves the dimension untouched.
+-- A backfill (a snapshot_date before the repository's first version) extends the history
+-- backwards without touching later versions; a date some version already covers is left as is.
 
 -- Serialize concurrent loads so two runs cannot both open a current version.
 select pg_advisory_xact_lock(hashtext('trender.dim_repositories'));
@@ -46,6 +47,32 @@ select
         license_spdx, is_archived, is_fork, default_branch, readme_hash
     )::text) as attributes_hash
 from candidates;
+
+-- Backfill, same attributes as the first version: start that version earlier.
+update dim_repositories as d
+set valid_from = s.snapshot_date
+from scd_source as s
+where d.repo_id = s.repo_id
+  and d.valid_from > s.snapshot_date
+  and d.attributes_hash = s.attributes_hash
+  and d.valid_from = (
+      select min(first.valid_from) from dim_repositories as first where first.repo_id = s.repo_id
+  );
+
+-- Backfill, other attributes: a closed version that ends where the first one begins.
+insert into dim_repositories (
+    repo_id, full_name, description, homepage, primary_language, category, topics,
+    license_spdx, is_archived, is_fork, default_branch, readme_hash, created_at,
+    attributes_hash, valid_from, valid_to, is_current
+)
+select
+    s.repo_id, s.full_name, s.description, s.homepage, s.primary_language, s.category, s.topics,
+    s.license_spdx, s.is_archived, s.is_fork, s.default_branch, s.readme_hash, s.created_at,
+    s.attributes_hash, s.snapshot_date, first.valid_from, false
+from scd_source as s
+inner join lateral (
+    select min(d.valid_from) as valid_from from dim_repositories as d where d.repo_id = s.repo_id
+) as first on first.valid_from > s.snapshot_date;
 
 -- A second load of the same day replaces the version it opened.
 update dim_repositories as d
