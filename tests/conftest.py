@@ -145,6 +145,25 @@ def github_conn(replay_server: object, monkeypatch: pytest.MonkeyPatch) -> objec
     return replay_server
 
 
+@contextlib.contextmanager
+def dag_environment(server_url: str, template: str) -> Iterator[tuple[str, object]]:
+    """Give a DAG run a fresh warehouse and a replay server, as Airflow connections."""
+    import json
+
+    from trender.github.replay import ReplayServer
+
+    with (
+        _fresh_database(server_url, template=template) as url,
+        ReplayServer(as_of=AS_OF) as server,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("AIRFLOW_CONN_TRENDER_POSTGRES", url)
+        env.setenv(
+            "AIRFLOW_CONN_TRENDER_GITHUB", json.dumps({"conn_type": "http", "host": server.url})
+        )
+        yield url, server
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     """Make sure the Airflow metadata database exists (SQLite in .local/airflow-test)."""

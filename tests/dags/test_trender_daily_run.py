@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
+from tests.conftest import dag_environment
 from tests.dags.dagrun import run_dag
 
 LOGICAL_DATE = dt.datetime(2026, 12, 3, 14, tzinfo=dt.UTC)  # the replay fixture's AS_OF date
@@ -34,14 +36,20 @@ FULL_RUN_COUNTS = {
     "fact_repo_snapshots": 99,
 }
 
-pytestmark = pytest.mark.usefixtures("airflow_db", "github_conn")
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.fixture
+def fresh_db(warehouse_url: str, github_conn: object) -> Iterator[psycopg.Connection]:
+    """Return a connection to a warehouse of the test's own, with the replay server connected."""
+    with psycopg.connect(warehouse_url) as conn:
+        yield conn
 
 
 def counts(db: psycopg.Connection) -> dict[str, int]:
     """Return the row count of every data table."""
     return {
-        table: db.execute(f"select count(*) from {table}").fetchone()[0]
-        for table in DATA_TABLES
+        table: db.execute(f"select count(*) from {table}").fetchone()[0] for table in DATA_TABLES
     }
 
 
@@ -63,12 +71,22 @@ def fact(db: psycopg.Connection, full_name: str) -> dict:
     return dict(zip([c.name for c in cur.description], row, strict=True))
 
 
+@pytest.fixture(scope="module")
+def shared_run(pg_server_url: str, schema_template: str) -> Iterator[tuple[object, str]]:
+    """Run the whole DAG once for SNAPSHOT, shared by the tests that only read its results."""
+    with dag_environment(pg_server_url, schema_template) as (url, _server):
+        yield run_dag(LOGICAL_DATE), url
+
+
 @pytest.fixture
-def full_run(warehouse_url: str, db: psycopg.Connection) -> object:
-    """Run the whole DAG once for SNAPSHOT."""
-    dag_run = run_dag(LOGICAL_DATE)
-    db.commit()
-    return dag_run
+def full_run(shared_run: tuple[object, str]) -> object:
+    return shared_run[0]
+
+
+@pytest.fixture
+def db(shared_run: tuple[object, str]) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(shared_run[1]) as conn:
+        yield conn
 
 
 def test_full_run_loads_every_layer_exactly(full_run: object, db: psycopg.Connection) -> None:
@@ -197,8 +215,11 @@ def test_summary_and_run_tree(full_run: object, db: psycopg.Connection) -> None:
 
 
 def test_second_run_of_the_same_day_changes_no_count(
-    full_run: object, db: psycopg.Connection
+    warehouse_url: str, fresh_db: psycopg.Connection
 ) -> None:
+    db = fresh_db
+    assert run_dag(LOGICAL_DATE).state == "success"
+    db.commit()
     first = counts(db)
     second_run = run_dag(LOGICAL_DATE + dt.timedelta(minutes=1))
     db.commit()
@@ -209,8 +230,9 @@ def test_second_run_of_the_same_day_changes_no_count(
 
 
 def test_dev_mode_processes_exactly_five_python_repositories(
-    warehouse_url: str, db: psycopg.Connection
+    warehouse_url: str, fresh_db: psycopg.Connection
 ) -> None:
+    db = fresh_db
     dag_run = run_dag(LOGICAL_DATE, {"dev_mode": True})
     db.commit()
     assert dag_run.state == "success"
@@ -225,8 +247,9 @@ def test_dev_mode_processes_exactly_five_python_repositories(
 
 
 def test_a_bad_repository_is_skipped_counted_and_kept(
-    warehouse_url: str, db: psycopg.Connection, github_conn: object
+    warehouse_url: str, fresh_db: psycopg.Connection, github_conn: object
 ) -> None:
+    db = fresh_db
     from trender.github.replay import Fault, load_snapshot
 
     repos = [entry["repo"] for entry in load_snapshot(None)["repositories"]][:3]
