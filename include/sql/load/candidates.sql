@@ -22,3 +22,6 @@ select snapshot_date, repo_id, category, stars
 from ranked
 where category = 'render'
    or stars_rank <= %(per_language_limit)s;
+
+-- Fresh statistics for the joins of the dimension and fact loads that follow.
+analyze stg_repo_candidates;

@@ -8,6 +8,9 @@
 -- Serialize concurrent loads so two runs cannot both open a current version.
 select pg_advisory_xact_lock(hashtext('trender.dim_repositories'));
 
+-- Hashing and joining the day's candidates: keep it in memory (this transaction only).
+set local work_mem = '64MB';
+
 insert into dim_languages (language_name)
 select distinct s.primary_language
 from stg_repo_candidates as c
@@ -47,6 +50,8 @@ select
         license_spdx, is_archived, is_fork, default_branch, readme_hash
     )::text) as attributes_hash
 from candidates;
+
+analyze scd_source;
 
 -- Backfill, same attributes as the first version: start that version earlier.
 update dim_repositories as d

@@ -8,6 +8,9 @@
 -- Grain: one row per repository per snapshot_date, referencing the dimension version valid then.
 -- Idempotent: a rerun of a day replaces that day's rows; other days are untouched.
 
+-- The rank windows sort the whole day; keep those sorts in memory (this transaction only).
+set local work_mem = '64MB';
+
 delete from fact_repo_snapshots
 where snapshot_date = %(snapshot_date)s;
 
