@@ -20,7 +20,7 @@ import platform
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -31,6 +31,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
 import localenv  # noqa: E402
+
 from trender import warehouse  # noqa: E402
 
 FIRST_DAY = dt.date(2026, 12, 1)
@@ -99,10 +100,12 @@ def bench_database(server_url: str) -> Iterator[str]:
             )
 
 
-def timed(stages: dict[str, float], name: str, action: object) -> object:
-    """Run action() and add its wall time to stages[name]."""
+def timed(
+    stages: dict[str, float], name: str, action: Callable[..., object], *args: object
+) -> object:
+    """Run action(*args) and add its wall time to stages[name]."""
     started = time.perf_counter()
-    result = action()
+    result = action(*args)
     stages[name] = stages.get(name, 0.0) + time.perf_counter() - started
     return result
 
@@ -126,14 +129,17 @@ def bench_size(server_url: str, n: int) -> dict:
                 ("scd2", "load/dim_repositories.sql"),
                 ("facts", "load/fact_repo_snapshots.sql"),
             ):
-                timed(stages, stage, lambda name=name: warehouse.run_sql_file(conn, name, params))
+                timed(stages, stage, warehouse.run_sql_file, conn, name, params)
             timed(stages, "views", lambda: [_count(conn, view) for view in VIEWS])
             retention = {"snapshot_date": day, "dry_run": False, "raw_days": 7,
                          "staging_days": 7, "analytics_days": 30}  # fmt: skip
             timed(
                 stages,
                 "retention",
-                lambda r=retention: warehouse.run_sql_file(conn, "cleanup/retention.sql", r),
+                warehouse.run_sql_file,
+                conn,
+                "cleanup/retention.sql",
+                retention,
             )
             per_day.append(stages)
         (versions,) = conn.execute("select count(*) from dim_repositories").fetchone()
@@ -178,10 +184,11 @@ def print_table(results: list[dict]) -> None:
             rate = result["repositories"] / seconds if seconds else float("inf")
             cells += f"{seconds:>10.3f}s {rate:>10,.0f}/s"
         print(f"{stage:<20}{cells}")
-    print(f"{'whole load':<20}" + "".join(
-        f"{r['last_day_load_seconds']:>10.3f}s {r['repositories'] / r['last_day_load_seconds']:>10,.0f}/s"
-        for r in results
-    ))  # fmt: skip
+    whole = ""
+    for result in results:
+        seconds = result["last_day_load_seconds"]
+        whole += f"{seconds:>10.3f}s {result['repositories'] / seconds:>10,.0f}/s"
+    print(f"{'whole load':<20}{whole}")
     by_size = {r["repositories"]: r for r in results}
     if 10_000 in by_size and 100_000 in by_size:
         growth = (
