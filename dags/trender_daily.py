@@ -31,10 +31,11 @@ Trigger it with params from the UI form, or `airflow dags trigger trender_daily 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import Param, dag, get_current_context, task, task_group
+from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from trender import pipeline, trace, warehouse
@@ -48,10 +49,17 @@ LOAD_PARAMETERS = {
     "per_language_limit": pipeline.cfg.CANDIDATES_PER_LANGUAGE,
 }
 
+# Downstream DAGs can be scheduled on fresh analytics: the fact load updates this asset.
+DAILY_SNAPSHOTS = Asset(
+    name="trender_fact_repo_snapshots", uri="x-trender://warehouse/fact_repo_snapshots"
+)
+# Seconds before the first retry (then doubling); lower it for local test runs.
+RETRY_DELAY_SECONDS = int(os.environ.get("TRENDER_RETRY_DELAY_SECONDS", "30"))
+
 default_args: dict[str, Any] = {
     "owner": "trender",
     "retries": 2,
-    "retry_delay": dt.timedelta(seconds=30),
+    "retry_delay": dt.timedelta(seconds=RETRY_DELAY_SECONDS),
     "retry_exponential_backoff": True,
     "max_retry_delay": dt.timedelta(minutes=5),
     "execution_timeout": dt.timedelta(minutes=20),
@@ -183,6 +191,7 @@ def trender_daily() -> None:
             parameters=LOAD_PARAMETERS,
             split_statements=True,
             do_xcom_push=False,
+            outlets=[DAILY_SNAPSHOTS],
             doc_md="Score the day's candidates (formula m1) and replace the day's facts.",
         )
 

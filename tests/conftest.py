@@ -19,7 +19,10 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_HOME = PROJECT_ROOT / ".local" / "airflow-test"
+AIRFLOW_TEST_ROOT = PROJECT_ROOT / ".local" / "airflow-test"
+# Each test session gets its own Airflow home: SQLite does not take concurrent sessions well.
+AIRFLOW_HOME = AIRFLOW_TEST_ROOT / f"session-{os.getpid()}"
+AIRFLOW_TEMPLATE_DB = AIRFLOW_TEST_ROOT / "template.db"
 SHARED_CORPUS = PROJECT_ROOT.parent / "shared" / "github-corpus"
 TEST_DATABASE_PREFIX = "trender_test_"
 AS_OF = dt.date(2026, 12, 3)  # the date tests replay the snapshot as
@@ -36,19 +39,38 @@ sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
 
 def _migrate_airflow_metadata() -> None:
+    """Copy a migrated metadata database into this session's home, migrating it once."""
+    import fcntl
+    import shutil
+
     import airflow
 
-    stamp = AIRFLOW_HOME / ".migrated"
-    if stamp.exists() and stamp.read_text().strip() == airflow.__version__:
-        return
+    AIRFLOW_TEST_ROOT.mkdir(parents=True, exist_ok=True)
+    stamp = AIRFLOW_TEST_ROOT / "template.version"
+    with open(AIRFLOW_TEST_ROOT / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (stamp.exists() and stamp.read_text().strip() == airflow.__version__):
+            AIRFLOW_TEMPLATE_DB.unlink(missing_ok=True)
+            env = {
+                **os.environ,
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_TEMPLATE_DB}",
+            }
+            subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                env=env,
+            )
+            stamp.write_text(airflow.__version__)
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
-    stamp.write_text(airflow.__version__)
+    shutil.copyfile(AIRFLOW_TEMPLATE_DB, AIRFLOW_HOME / "airflow.db")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove this session's Airflow home."""
+    import shutil
+
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

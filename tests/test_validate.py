@@ -67,12 +67,13 @@ def test_timestamps_become_timezone_aware_utc() -> None:
         ({"created_at": "yesterday"}, "created_at is not an ISO 8601 timestamp"),
         ({"created_at": "2026-11-20T08:00:00"}, "created_at has no time zone"),
         ({"full_name": "no-slash"}, "full_name is not owner/name"),
-        ({"stargazers_count": -1}, "stargazers_count is not a non-negative whole number"),
+        ({"stargazers_count": -1}, "stargazers_count is not a whole number from 0 to 2147483647"),
+        ({"forks_count": 2**40}, "forks_count is not a whole number from 0 to 2147483647"),
         ({"topics": "etl"}, "topics is not a list of strings"),
         ({"id": "42"}, "id is not a positive whole number"),
     ],
     ids=["no-id", "no-name", "no-dates", "bad-date", "naive-date", "bad-name", "bad-stars",
-         "bad-topics", "string-id"],
+         "huge-forks", "bad-topics", "string-id"],
 )  # fmt: skip
 def test_invalid_repository_is_rejected_with_its_reason(payload: dict, reason: str) -> None:
     with pytest.raises(InvalidRepository, match=reason):

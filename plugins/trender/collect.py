@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from trender import settings as cfg
+from trender import warehouse
 from trender.github.client import GitHubClient, Readme
 from trender.github.errors import GitHubError, GitHubNotFound
 from trender.settings import RunSettings
+from trender.text import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,22 @@ REPOSITORY_WORKERS = 8  # concurrent GET /repos/{owner}/{repo} calls for code se
 # READMEs are stored up to 256 KiB of UTF-8; longer ones are cut there and their original size
 # kept. Scoring needs none of the text, and a few huge READMEs would otherwise dominate storage.
 README_MAX_BYTES = 256 * 1024
+
+# Looks up, per repository id, the README stored on an earlier day (ETag and text).
+PreviousReadmes = Callable[[Sequence[int]], Mapping[int, Mapping[str, Any]]]
+
+
+def previous_readmes_reader(snapshot_date: dt.date) -> PreviousReadmes:
+    """Return a lookup of the READMEs stored before ``snapshot_date``, for conditional requests."""
+
+    def read(repo_ids: Sequence[int]) -> Mapping[int, Mapping[str, Any]]:
+        conn = warehouse.connect()
+        try:
+            return warehouse.read_previous_readmes(conn, repo_ids, snapshot_date)
+        finally:
+            conn.close()
+
+    return read
 
 
 def truncate_utf8(text: str, max_bytes: int = README_MAX_BYTES) -> tuple[str, int, bool]:
@@ -58,7 +76,9 @@ def _raw_row(
     query: str,
     repo: Mapping[str, Any],
     readme: Readme | GitHubError | None,
+    previous: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    payload, sanitized = sanitize(dict(repo))
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "snapshot_date": run.snapshot_date.isoformat(),
@@ -66,7 +86,8 @@ def _raw_row(
         "repo_id": repo.get("id"),
         "full_name": repo.get("full_name"),
         "search_query": query,
-        "payload": dict(repo),
+        "payload": payload,
+        "sanitized_fields": sanitized,
         "readme_path": None,
         "readme_text": None,
         "readme_sha": None,
@@ -82,6 +103,20 @@ def _raw_row(
         return row
     if readme.missing:
         row["readme_status"] = "missing"
+        return row
+    if readme.not_modified and previous is not None:
+        # 304: the README is unchanged since that day; carry its stored text forward.
+        row.update(
+            readme_path=previous.get("readme_path"),
+            readme_text=previous.get("readme_text"),
+            readme_sha=previous.get("readme_sha"),
+            readme_size=previous.get("readme_size"),
+            readme_etag=readme.etag or previous.get("readme_etag"),
+            readme_status="not_modified",
+            readme_note=previous.get("readme_note"),
+            readme_original_bytes=previous.get("readme_original_bytes"),
+            readme_truncated=bool(previous.get("readme_truncated")),
+        )
         return row
     text, original_bytes, truncated = (
         truncate_utf8(readme.text) if readme.text is not None else (None, None, False)
@@ -128,11 +163,27 @@ def _with_readmes(
     category: str,
     query: str,
     repos: Sequence[Mapping[str, Any]],
+    previous_readmes: PreviousReadmes | None = None,
 ) -> tuple[list[dict], dict[str, int]]:
-    readmes = client.get_readmes([repo["full_name"] for repo in repos])
-    rows = [_raw_row(run, category, query, repo, readmes.get(repo["full_name"])) for repo in repos]
+    previous = previous_readmes([repo["id"] for repo in repos]) if previous_readmes else {}
+    etags = {
+        repo["full_name"]: previous[repo["id"]]["readme_etag"]
+        for repo in repos
+        if repo["id"] in previous and previous[repo["id"]].get("readme_etag")
+    }
+    readmes = client.get_readmes([repo["full_name"] for repo in repos], etags=etags)
+    rows = [
+        _raw_row(
+            run, category, query, repo, readmes.get(repo["full_name"]), previous.get(repo["id"])
+        )
+        for repo in repos
+    ]
     counts = {
+        "sanitized_fields": sum(row.pop("sanitized_fields") for row in rows)
+        + sum(1 for row in rows if row["readme_note"] == "nul characters removed"),
+        "readmes_truncated": sum(row["readme_truncated"] for row in rows),
         "readmes_fetched": sum(row["readme_status"] == "ok" for row in rows),
+        "readmes_not_modified": sum(row["readme_status"] == "not_modified" for row in rows),
         "readmes_missing": sum(row["readme_status"] == "missing" for row in rows),
         "readmes_failed": sum(row["readme_status"] == "error" for row in rows),
     }
@@ -140,7 +191,10 @@ def _with_readmes(
 
 
 def fetch_language(
-    client: GitHubClient, run: RunSettings, language: str
+    client: GitHubClient,
+    run: RunSettings,
+    language: str,
+    previous_readmes: PreviousReadmes | None = None,
 ) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """
     Search one language and fetch the READMEs of its top repositories.
@@ -152,11 +206,12 @@ def fetch_language(
     query = language_query(language, run.snapshot_date)
     result = client.search_repositories(query, limit=run.repo_limit, sort="stars", order="desc")
     repos = [repo for repo in result.items if repo.get("id") and repo.get("full_name")]
-    rows, readme_counts = _with_readmes(client, run, category, query, repos)
+    rows, readme_counts = _with_readmes(client, run, category, query, repos, previous_readmes)
     metrics = {
         "category": category,
         "total_count": result.total_count,
         "incomplete_results": result.incomplete_results,
+        "incomplete_pages": sum(page.incomplete_results for page in result.pages),
         "repos_fetched": len(rows),
         "items_without_id": len(result.items) - len(repos),
         **readme_counts,
@@ -171,7 +226,7 @@ def fetch_language(
 
 
 def fetch_render(
-    client: GitHubClient, run: RunSettings
+    client: GitHubClient, run: RunSettings, previous_readmes: PreviousReadmes | None = None
 ) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """
     Find young projects that deploy with a root ``render.yaml`` and fetch their READMEs.
@@ -213,10 +268,14 @@ def fetch_render(
     ]
     in_window.sort(key=lambda repo: (-(repo.get("stargazers_count") or 0), repo.get("id") or 0))
     chosen = in_window[: run.repo_limit]
-    rows, readme_counts = _with_readmes(client, run, category, RENDER_CODE_QUERY, chosen)
+    rows, readme_counts = _with_readmes(
+        client, run, category, RENDER_CODE_QUERY, chosen, previous_readmes
+    )
     metrics = {
         "category": category,
         "code_hits": len(result.items),
+        "incomplete_results": result.incomplete_results,
+        "incomplete_pages": sum(page.incomplete_results for page in result.pages),
         "repositories_seen": len(repositories),
         "outside_window": len(repositories) - len(in_window),
         "repos_fetched": len(rows),

@@ -64,10 +64,14 @@ def resolve_run(context: Mapping[str, Any]) -> dict[str, Any]:
     return run.to_xcom()
 
 
-def _github_client() -> Any:
+def _github_client(run_id: str | None = None) -> Any:
+    """Build the client of the ``trender_github`` connection with the rate-limit policy."""
+    from trender.github.ratelimit import GitHubRateLimitPolicy
     from trender.hooks.github import TrenderGitHubHook
 
-    return TrenderGitHubHook(GITHUB_CONN_ID).get_client()
+    return TrenderGitHubHook(GITHUB_CONN_ID).get_client(
+        run_id=run_id, rate_limit_policy=GitHubRateLimitPolicy()
+    )
 
 
 def _store_fetch(
@@ -87,9 +91,11 @@ def fetch_language_repos(
 ) -> dict[str, Any]:
     """Search one language, fetch READMEs, store the raw rows; return the step's metrics."""
     run = RunSettings.from_xcom(run_xcom)
-    with _github_client() as client:
-        rows, pages, metrics = collect.fetch_language(client, run, language)
-        result = _store_fetch(run, rows, pages, metrics, client.stats.as_dict())
+    previous = collect.previous_readmes_reader(run.snapshot_date)
+    with _github_client(run.run_id) as client:
+        rows, pages, metrics = collect.fetch_language(client, run, language, previous)
+        metrics["auth"] = client.auth_status()
+        result = _store_fetch(run, rows, pages, metrics, client.report())
     trace.record_metrics(context, result, label=language)
     return result
 
@@ -97,9 +103,11 @@ def fetch_language_repos(
 def fetch_render_repos(run_xcom: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Find render projects, fetch READMEs, store the raw rows; return the step's metrics."""
     run = RunSettings.from_xcom(run_xcom)
-    with _github_client() as client:
-        rows, pages, metrics = collect.fetch_render(client, run)
-        result = _store_fetch(run, rows, pages, metrics, client.stats.as_dict())
+    previous = collect.previous_readmes_reader(run.snapshot_date)
+    with _github_client(run.run_id) as client:
+        rows, pages, metrics = collect.fetch_render(client, run, previous)
+        metrics["auth"] = client.auth_status()
+        result = _store_fetch(run, rows, pages, metrics, client.report())
     trace.record_metrics(context, result, label="render")
     return result
 
@@ -253,7 +261,11 @@ def record_run(
     conn = warehouse.connect()
     try:
         spans = trace.read_spans(conn, run.run_id)
-        tasks = trace.build_task_tree(context["dag"].task_ids, instances, spans)
+        dag = context["dag"]
+        order = trace.topological_order(
+            {task.task_id: task.upstream_task_ids for task in dag.tasks}
+        )
+        tasks = trace.build_task_tree(order, instances, spans)
         # The first task's start: dag.test() dates the DAG run's start by its logical date.
         started_at = min(
             (span["started_at"] for span in spans if span["started_at"]),

@@ -154,6 +154,27 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).isoformat() if value else None
 
 
+def topological_order(tasks: Mapping[str, Iterable[str]]) -> list[str]:
+    """
+    Order task ids so every task follows its upstream tasks.
+
+    :param tasks: each task id with its upstream task ids, in the DAG's definition order, which
+        breaks ties.
+    """
+    order: list[str] = []
+    placed: set[str] = set()
+    pending = {task_id: set(upstream) for task_id, upstream in tasks.items()}
+    while pending:
+        ready = next((t for t, upstream in pending.items() if upstream <= placed), None)
+        if ready is None:  # a cycle cannot happen in a DAG; keep the rest in definition order
+            order.extend(pending)
+            break
+        order.append(ready)
+        placed.add(ready)
+        del pending[ready]
+    return order
+
+
 def build_task_tree(
     task_order: Sequence[str],
     instances: Iterable[Mapping[str, Any]],

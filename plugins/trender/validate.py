@@ -12,6 +12,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 REQUIRED_FIELDS = ("id", "full_name", "created_at", "updated_at")
+MAX_COUNT = 2**31 - 1  # stars, forks and issues are stored as PostgreSQL integers
 
 
 class InvalidRepository(ValueError):
@@ -35,8 +36,8 @@ def _count(payload: Mapping[str, Any], field: str) -> int:
     value = payload.get(field, 0)
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRepository(f"{field} is not a non-negative whole number: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise InvalidRepository(f"{field} is not a whole number from 0 to {MAX_COUNT}: {value!r}")
     return value
 
 

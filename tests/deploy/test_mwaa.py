@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -75,9 +74,8 @@ def test_plugins_zip_holds_the_package_and_airflowignore_at_its_root(bundle: Pat
     with zipfile.ZipFile(bundle / "plugins.zip") as archive:
         names = archive.namelist()
         ignore = archive.read(".airflowignore")
-    expected = [".airflowignore"] + sorted(
-        f"trender/{name}" for name in _relative_files(PACKAGE_ROOT)
-    )
+    package = sorted(f"trender/{name}" for name in _relative_files(PACKAGE_ROOT))
+    expected = [".airflowignore", *package]
     assert names == expected
     assert ignore == (PROJECT_ROOT / "plugins" / ".airflowignore").read_bytes()
 
@@ -248,9 +246,7 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> None:
 
 
 @pytest.fixture
-def bare_run(
-    bare_home: Path, empty_db_url: str, replay_server: object
-) -> Iterator[tuple[Path, dict]]:
+def bare_run(bare_home: Path, empty_db_url: str, replay_server: object) -> tuple[Path, dict]:
     """Migrate the bare home's SQLite metadata, then parse and run the DAG there in dev mode."""
     env = _bare_env(bare_home, empty_db_url, replay_server.url)
     _run(["-m", "airflow", "db", "migrate"], env, bare_home)
@@ -267,7 +263,7 @@ def bare_run(
         env,
         bare_home,
     )
-    yield bare_home, json.loads(result_file.read_text(encoding="utf-8"))
+    return bare_home, json.loads(result_file.read_text(encoding="utf-8"))
 
 
 def test_bare_home_parses_and_runs_the_dag_from_the_bundle(
