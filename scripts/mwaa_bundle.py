@@ -104,7 +104,7 @@ def requirements_text(root: Path, airflow: str, python: str) -> str:
         "# environment without internet access, put the constraints file into the plugins zip",
         "# and point the line at it. Where a pin below differs from the constraints file, pip",
         "# refuses the set: drop that pin, or raise it in the constraints file you upload.",
-        f"# --constraint \"{constraints}\"",
+        f'# --constraint "{constraints}"',
         "",
     ]
     body = (root / "requirements.txt").read_text(encoding="utf-8")

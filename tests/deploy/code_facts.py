@@ -124,6 +124,7 @@ def variable_names(trees: Iterable[ast.Module]) -> set[str]:
     """Return the Variables named by ``Variable.get``/``set`` calls and ``var.*`` templates."""
     found: set[str] = set()
     for tree in trees:
+        constants = _string_constants(tree)
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Call)
@@ -132,7 +133,9 @@ def variable_names(trees: Iterable[ast.Module]) -> set[str]:
                 and node.func.value.id == "Variable"
                 and node.args
             ):
-                found.add(_string(node.args[0]) or "<computed>")
+                key = node.args[0]
+                name = constants.get(key.id) if isinstance(key, ast.Name) else _string(key)
+                found.add(name or "<computed>")
             elif text := _string(node):
                 found.update(TEMPLATE_VARIABLE.findall(text))
     return found

@@ -74,8 +74,14 @@ def test_settings_declare_exactly_the_variables_and_pools_the_code_reads(
 ) -> None:
     variables = {variable["variable_name"] for variable in settings["variables"]}
     pools = {pool["pool_name"] for pool in settings["pools"]}
-    assert variables == code_facts.variable_names(trees) == set()
+    assert variables == code_facts.variable_names(trees)
+    assert "<computed>" not in variables
     assert pools == code_facts.pool_names(trees) == set()
+
+
+def test_variables_hold_empty_json_placeholders(settings: dict[str, Any]) -> None:
+    for variable in settings["variables"]:
+        assert json.loads(variable["variable_value"]) == {}, variable["variable_name"]
 
 
 def test_connection_types_and_hosts(settings: dict[str, Any]) -> None:
@@ -96,7 +102,8 @@ def test_derivations_find_what_they_look_for() -> None:
     source = ast.parse(
         "from airflow.sdk import Variable\n"
         "TOKEN_CONN_ID = 'token_api'\n"
-        "Variable.get('oauth_state')\n"
+        "STATE_KEY = 'oauth_state'\n"
+        "Variable.get(STATE_KEY)\n"
         "Variable.set('cursor', 1)\n"
         "op = Op(postgres_conn_id='other_db', pool='github_api', sql='{{ var.json.limits }}')\n"
         "import os\n"

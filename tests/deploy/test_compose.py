@@ -172,6 +172,7 @@ def test_airflow_services_share_the_settings_the_dag_needs(compose: dict[str, An
         assert environment["DEV_MODE"] == "false"
         assert environment["DEV_REPO_LIMIT"] == "5"
         assert environment["GITHUB_TOKEN_ENCRYPTION_KEY"] == ""
+        assert environment["TRENDER_RETRY_DELAY_SECONDS"] == "30"
 
 
 def test_connections_the_code_reads_come_from_the_environment(
