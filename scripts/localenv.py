@@ -101,6 +101,19 @@ class EmbeddedPostgres:
         if self._run_as is None:
             return
         os.chown(self.base_dir, self._run_as.pw_uid, self._run_as.pw_gid)
+        reachable = subprocess.run(
+            ["test", "-w", str(self.base_dir)],
+            user=self._run_as.pw_uid,
+            group=self._run_as.pw_gid,
+            extra_groups=[],
+            check=False,
+        )
+        if reachable.returncode != 0:
+            raise LocalEnvError(
+                f"As root, the embedded PostgreSQL runs as {UNPRIVILEGED_USER!r}, which cannot "
+                f"reach {self.base_dir} (a parent folder is private). Move the project to a "
+                "folder other users can read, or set TRENDER_DATABASE_URL."
+            )
         probe = self._run("postgres", "--version", check=False)
         if probe.returncode != 0:
             raise LocalEnvError(
