@@ -40,6 +40,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import bench_warehouse  # noqa: E402
 import demo  # noqa: E402
 import localenv  # noqa: E402
+
 from trender import collect  # noqa: E402
 from trender.github.client import GitHubClient  # noqa: E402
 from trender.github.replay import ReplayServer  # noqa: E402

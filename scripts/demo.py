@@ -24,6 +24,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "plugins"))
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
 import localenv  # noqa: E402
+
 from trender.github.replay import ReplayServer  # noqa: E402
 
 AIRFLOW_HOME = PROJECT_ROOT / ".local" / "airflow"
@@ -51,7 +52,10 @@ def airflow_env(warehouse_url: str, github_url: str | None) -> dict[str, str]:
         ),
     }
     if github_url:
-        env["AIRFLOW_CONN_TRENDER_GITHUB"] = json.dumps({"conn_type": "http", "host": github_url})
+        # The replay server answers code search without a token; GitHub itself does not.
+        env["AIRFLOW_CONN_TRENDER_GITHUB"] = json.dumps(
+            {"conn_type": "http", "host": github_url, "extra": {"anonymous_code_search": True}}
+        )
     return env
 
 

@@ -412,3 +412,112 @@ def write_staging(
                 (_json_param(last_per_key(errors, ("snapshot_date", "category", "repo_id"))),),
             )
     conn.commit()
+
+
+# The encrypted credential table: one row per credential, values already Fernet-encrypted.
+_OAUTH_TOKEN_COLUMNS = (
+    "credential_name", "auth_type", "access_token_encrypted", "refresh_token_encrypted",
+    "access_expires_at", "refresh_expires_at", "scope", "key_fingerprint", "updated_by_run",
+)  # fmt: skip
+_OAUTH_TOKEN_SELECT = """
+    select credential_name, auth_type, access_token_encrypted, refresh_token_encrypted,
+           access_expires_at, refresh_expires_at, scope, key_fingerprint, created_at,
+           updated_at, updated_by_run
+    from github_oauth_tokens
+"""
+_OAUTH_TOKEN_VALUES = """
+    values (
+        %(credential_name)s, %(auth_type)s, %(access_token_encrypted)s,
+        %(refresh_token_encrypted)s, %(access_expires_at)s, %(refresh_expires_at)s, %(scope)s,
+        %(key_fingerprint)s, %(updated_by_run)s
+    )
+"""
+_OAUTH_TOKEN_INSERT = (
+    "insert into github_oauth_tokens (" + ", ".join(_OAUTH_TOKEN_COLUMNS) + ")"
+    + _OAUTH_TOKEN_VALUES
+)  # fmt: skip
+_OAUTH_TOKEN_UPDATES = ", ".join(
+    f"{column} = excluded.{column}" for column in _OAUTH_TOKEN_COLUMNS[1:]
+)
+
+
+def _oauth_params(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {column: row.get(column) for column in _OAUTH_TOKEN_COLUMNS}
+
+
+def read_oauth_token(
+    conn: Any, credential_name: str, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    """
+    Return a credential's encrypted row, or None; the caller ends the transaction.
+
+    With ``for_update`` the row stays locked until the caller commits or rolls back.
+    """
+    statement = _OAUTH_TOKEN_SELECT + " where credential_name = %(name)s"
+    if for_update:
+        statement += " for update"
+    with conn.cursor() as cur:
+        cur.execute(statement, {"name": credential_name})
+        rows = _fetch_dicts(cur)
+    return rows[0] if rows else None
+
+
+def read_all_oauth_tokens(conn: Any, *, for_update: bool = False) -> list[dict[str, Any]]:
+    """Return every credential row in name order; the caller ends the transaction."""
+    statement = _OAUTH_TOKEN_SELECT + " order by credential_name"
+    if for_update:
+        statement += " for update"
+    with conn.cursor() as cur:
+        cur.execute(statement)
+        return _fetch_dicts(cur)
+
+
+def insert_oauth_token(conn: Any, row: Mapping[str, Any]) -> bool:
+    """Insert a credential row unless one exists; return whether it was inserted (no commit)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            _OAUTH_TOKEN_INSERT + " on conflict (credential_name) do nothing", _oauth_params(row)
+        )
+        return cur.rowcount == 1
+
+
+def upsert_oauth_token(conn: Any, row: Mapping[str, Any]) -> None:
+    """Insert or replace a credential row (no commit)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            _OAUTH_TOKEN_INSERT
+            + " on conflict (credential_name) do update set "
+            + _OAUTH_TOKEN_UPDATES
+            + ", updated_at = now()",
+            _oauth_params(row),
+        )
+
+
+def read_previous_readmes(
+    conn: Any, repo_ids: Sequence[int], before_date: Any
+) -> dict[int, dict[str, Any]]:
+    """
+    Return, per repository, the README stored on its latest snapshot day before ``before_date``.
+
+    Only rows with an ETag and a README count: they are what a conditional request can reuse.
+    """
+    if not repo_ids:
+        return {}
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            select distinct on (repo_id)
+                repo_id, snapshot_date, readme_etag, readme_path, readme_text, readme_sha,
+                readme_size, readme_note, readme_original_bytes, readme_truncated
+            from raw_github_repos
+            where repo_id = any(%s)
+              and snapshot_date < %s
+              and readme_etag is not null
+              and readme_status in ('ok', 'not_modified')
+            order by repo_id, snapshot_date desc, fetched_at desc
+            """,
+            (list(repo_ids), before_date),
+        )
+        rows = _fetch_dicts(cur)
+    conn.commit()
+    return {row["repo_id"]: row for row in rows}

@@ -19,6 +19,7 @@ from requests.utils import parse_header_links
 
 from trender.github.errors import (
     GitHubAuthError,
+    GitHubCredentialError,
     GitHubError,
     GitHubNotFound,
     GitHubRateLimitError,
@@ -47,6 +48,9 @@ DEFAULT_POOL_SIZE = 10  # urllib3's default connection pool size per host
 
 # GitHub's secondary-limit guidance: without retry-after, wait at least one minute.
 SECONDARY_LIMIT_DEFAULT_WAIT = 60.0
+# GitHub flags a search page incomplete when the search timed out on its side; asking again
+# usually gives the full page. After this many repeats the last answer is kept and recorded.
+INCOMPLETE_RESULTS_RETRIES = 2
 
 RESOURCE_CORE = "core"
 RESOURCE_SEARCH = "search"
@@ -165,6 +169,8 @@ class RequestStats:
 
     requests: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
     not_modified: int = 0
+    not_modified_by_resource: dict[str, int] = field(default_factory=dict)
+    incomplete_retries: int = 0
     retries: int = 0
     retry_wait_seconds: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
@@ -177,10 +183,18 @@ class RequestStats:
         with self._lock:
             self.requests[resource] = self.requests.get(resource, 0) + 1
 
-    def record_not_modified(self) -> None:
-        """Count one 304 answer."""
+    def record_not_modified(self, resource: str = RESOURCE_CORE) -> None:
+        """Count one 304 answer (GitHub does not charge it against the primary limit)."""
         with self._lock:
             self.not_modified += 1
+            self.not_modified_by_resource[resource] = (
+                self.not_modified_by_resource.get(resource, 0) + 1
+            )
+
+    def record_incomplete_retry(self) -> None:
+        """Count one search page asked again because GitHub flagged it incomplete."""
+        with self._lock:
+            self.incomplete_retries += 1
 
     def record_retry(self, wait_seconds: float) -> None:
         """Count one re-sent request and the time waited before it."""
@@ -215,6 +229,7 @@ class SearchPage:
     incomplete_results: bool
     item_count: int
     query: str
+    attempts: int = 1
 
 
 @dataclass
@@ -356,6 +371,8 @@ class GitHubClient:
         user_agent: str = DEFAULT_USER_AGENT,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        require_token_for_code_search: bool = False,
+        incomplete_retries: int = 0,
     ) -> None:
         """Configure the client; a session is created (and later closed) unless one is given."""
         if max_retries < 0:
@@ -373,6 +390,8 @@ class GitHubClient:
         self._readme_workers = readme_workers
         self._user_agent = user_agent
         self._sleep = sleep
+        self._require_token_for_code_search = require_token_for_code_search
+        self._incomplete_retries = max(0, incomplete_retries)
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -395,6 +414,35 @@ class GitHubClient:
         """Close the HTTP session if the client created it."""
         if self._owns_session:
             self._session.close()
+
+    @property
+    def token_source(self) -> TokenSource:
+        """Return the token source requests are authenticated with."""
+        return self._token_source
+
+    def report(self) -> dict[str, Any]:
+        """Return the traffic counters plus the policy's budgets and waits, when it keeps them."""
+        report = self.stats.as_dict()
+        with self.stats._lock:
+            free = dict(self.stats.not_modified_by_resource)
+            report["incomplete_retries"] = self.stats.incomplete_retries
+        # 304 answers are sent and counted in requests, but cost no primary budget.
+        report["charged"] = {
+            resource: count - free.get(resource, 0)
+            for resource, count in report["requests"].items()
+        }
+        report["free"] = {"not_modified": free}
+        snapshot = getattr(self._policy, "snapshot", None)
+        if callable(snapshot):
+            report["rate_limits"] = snapshot()
+        return report
+
+    def auth_status(self) -> dict[str, Any]:
+        """Return the token source's non-secret state (type, refreshes, refresh-token expiry)."""
+        status = getattr(self._token_source, "status", None)
+        if callable(status):
+            return dict(status())
+        return {"auth_type": "pat" if self._token_source.token() else "anonymous"}
 
     # -- public API -------------------------------------------------------------------------
 
@@ -427,7 +475,19 @@ class GitHubClient:
         return self._search("/search/repositories", query, limit, per_page, extra)
 
     def search_code(self, query: str, *, limit: int, per_page: int = 100) -> SearchResult:
-        """Search code and collect up to ``limit`` items across pages."""
+        """Search code and collect up to ``limit`` items across pages.
+
+        GitHub answers code search without a token with 401; when the client requires a token,
+        it fails before sending anything.
+        """
+        if self._require_token_for_code_search and self._token_source.token() is None:
+            raise GitHubCredentialError(
+                "code search needs a token: GitHub answers anonymous code search with 401. Set "
+                "a personal access token (password) or OAuth credentials in the GitHub "
+                "connection",
+                method="GET",
+                path="/search/code",
+            )
         return self._search("/search/code", query, limit, per_page, {})
 
     def get_readme(self, full_name: str, *, etag: str | None = None) -> Readme:
@@ -517,7 +577,7 @@ class GitHubClient:
         while True:
             params = {"q": query, **extra, "per_page": size, "page": page}
             try:
-                response, body = self._send(path, params, expect=_is_search_page)
+                response, body, attempts = self._search_page(path, params)
             except GitHubValidationError as error:
                 if not error.is_search_cap:
                     raise
@@ -533,7 +593,9 @@ class GitHubClient:
             page_incomplete = bool(body.get("incomplete_results", False))
             incomplete = incomplete or page_incomplete
             items.extend(page_items)
-            pages.append(SearchPage(page, total_count, page_incomplete, len(page_items), query))
+            pages.append(
+                SearchPage(page, total_count, page_incomplete, len(page_items), query, attempts)
+            )
             log.info(
                 "search %s page %d: %d items (%d collected, total_count %d)",
                 path,
@@ -569,6 +631,31 @@ class GitHubClient:
             page += 1
         return SearchResult(query, total_count, incomplete, items[:limit], pages)
 
+    def _search_page(
+        self, path: str, params: Mapping[str, Any]
+    ) -> tuple[requests.Response, Any, int]:
+        """Fetch one search page, asking again (bounded) while GitHub flags it incomplete."""
+        attempts = 0
+        while True:
+            response, body = self._send(path, params, expect=_is_search_page)
+            attempts += 1
+            if not body.get("incomplete_results", False):
+                return response, body, attempts
+            if attempts > self._incomplete_retries:
+                log.warning(
+                    "search %s page %s is still incomplete after %d attempts; keeping it, "
+                    "flagged incomplete",
+                    path, params.get("page"), attempts,
+                )  # fmt: skip
+                return response, body, attempts
+            wait = self._backoff * 2 ** (attempts - 1)
+            self.stats.record_incomplete_retry()
+            log.warning(
+                "search %s page %s came back incomplete (GitHub timed out); asking again in %.1fs",
+                path, params.get("page"), wait,
+            )  # fmt: skip
+            self._sleep(wait)
+
     def _display_path(self, url: str) -> str:
         """Return the API path of ``url`` (no query string) for errors and logs."""
         path = urlsplit(url).path
@@ -600,6 +687,8 @@ class GitHubClient:
                 )
             except GitHubError as error:
                 self.stats.record_error(error)
+                if isinstance(error, GitHubCredentialError):
+                    raise  # the token source needs an operator; neither retry nor replay helps
                 if isinstance(error, GitHubAuthError) and not replayed_auth:
                     replayed_auth = True
                     if self._token_source.on_unauthorized():
@@ -675,7 +764,7 @@ class GitHubClient:
             if status == NOT_MODIFIED:
                 if not allow_not_modified:
                     raise GitHubResponseError("unexpected 304 Not Modified", **details)
-                self.stats.record_not_modified()
+                self.stats.record_not_modified(resource)
                 return response, None
             try:
                 if not response.content:

@@ -171,6 +171,61 @@ class GitHubResponseError(GitHubError):
     """Successful status whose body is not the JSON that was expected."""
 
 
+class GitHubRateLimitExhaustedError(GitHubRateLimitError):
+    """A rate limit outlasted the retries or the total wait the policy allows."""
+
+
+class GitHubCredentialError(GitHubError):
+    """The configured credential cannot be used; an operator must act, retrying cannot help.
+
+    Raised by token sources before a request is sent, so the client neither retries nor
+    replays it. The message is kept whole: it says what to do.
+    """
+
+    def __init__(self, message: str, *, credential: str = "", **details: Any) -> None:
+        """Store the message and the credential it is about."""
+        self.credential = credential
+        super().__init__(message, **details)
+        self.message = redact(message)
+        Exception.__init__(self, self.describe())
+
+    def describe(self) -> str:
+        """Return the message itself: it already names the credential and the fix."""
+        return self.message
+
+
+class GitHubCredentialUndecryptableError(GitHubCredentialError):
+    """The stored credential cannot be decrypted with any configured key."""
+
+
+class GitHubCredentialRejectedError(GitHubCredentialError):
+    """The token endpoint refused the stored refresh token or the client credentials."""
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        """Store the OAuth error code."""
+        self.code = code
+        super().__init__(message, **details)
+
+
+class GitHubTokenEndpointError(GitHubCredentialError):
+    """The token endpoint could not be reached or answered something unreadable."""
+
+
+class GitHubOAuthError(GitHubError):
+    """The OAuth token endpoint answered (with HTTP 200) an ``error`` code."""
+
+    def __init__(self, message: str, *, code: str, description: str | None = None, **details: Any):
+        """Store the OAuth error code and its description."""
+        self.code = code
+        self.description = description
+        super().__init__(message, **details)
+
+    @property
+    def pending(self) -> bool:
+        """Tell whether the code means "ask again later" during a device flow."""
+        return self.code in OAUTH_PENDING_CODES
+
+
 RETRIABLE = (GitHubServerError, GitHubTransportError, GitHubRateLimitError, GitHubResponseError)
 
 
@@ -335,3 +390,39 @@ def oauth_error(body: Mapping[str, Any] | bytes | str | None) -> str | None:
             fields = {key: values[0] for key, values in parse_qs(text.strip()).items()}
     code = fields.get("error")
     return code if isinstance(code, str) and code else None
+
+
+# Device flow answers that mean "poll again"; every other OAuth error code ends the attempt.
+OAUTH_PENDING_CODES = frozenset({"authorization_pending", "slow_down"})
+
+
+def oauth_fields(body: Mapping[str, Any] | bytes | str | None) -> dict[str, Any]:
+    """Decode a token-endpoint answer given as JSON or form-encoded text."""
+    if body is None:
+        return {}
+    if isinstance(body, Mapping):
+        return dict(body)
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    parsed = _parse_body(text)
+    if isinstance(parsed, dict):
+        return parsed
+    return {key: values[0] for key, values in parse_qs(text.strip()).items()}
+
+
+def oauth_failure(
+    body: Mapping[str, Any] | bytes | str | None, *, path: str = "/login/oauth/access_token"
+) -> GitHubOAuthError | None:
+    """Return the error a token-endpoint answer reports, or None for a success."""
+    fields = oauth_fields(body)
+    code = oauth_error(fields)
+    if code is None:
+        return None
+    description = fields.get("error_description")
+    description = description if isinstance(description, str) and description else None
+    return GitHubOAuthError(
+        f"{code}: {description}" if description else code,
+        code=code,
+        description=description,
+        method="POST",
+        path=path,
+    )

@@ -4,7 +4,12 @@ The replay answers the endpoints Trender uses (repository and code search with t
 repository, README, rate limit, authenticated user) with GitHub's body shapes and headers: per
 resource rate limits in fixed windows, ETags with 304 answers, pagination ``Link`` headers and the
 1000-result search cap. Snapshot timestamps are shifted so the data reads as current on the date it
-is served, and tests can script faults (status sequences, delays, dropped connections).
+is served, and tests can script faults (status sequences, delays, dropped connections, malformed
+and HTML bodies, primary and secondary rate limits with GitHub's header semantics).
+
+With :meth:`ReplayServer.enable_oauth` it also plays GitHub's OAuth endpoints: the refresh-token
+grant with single-use rotating refresh tokens and 8-hour access tokens on the server's clock,
+the device flow, and the HTTP-200 error answers; API routes then check bearer tokens.
 
 Run it standalone with ``python -m trender.github.replay --port 0``.
 """
@@ -26,6 +31,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
@@ -70,6 +76,32 @@ REDIRECT_DOCS = "https://docs.github.com/v3/#http-redirects"
 RATE_LIMIT_DOCS = "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"
 USER_DOCS = "https://docs.github.com/rest/users/users#get-the-authenticated-user"
 GENERIC_DOCS = "https://docs.github.com/rest"
+SECONDARY_LIMIT_DOCS = (
+    "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"
+)
+OAUTH_ERROR_DOCS = (
+    "https://docs.github.com/apps/managing-oauth-apps/"
+    "troubleshooting-oauth-app-access-token-request-errors/"
+)
+TOKEN_PATH = "/login/oauth/access_token"
+DEVICE_CODE_PATH = "/login/device/code"
+DEVICE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+ACCESS_TOKEN_SECONDS = 8 * 3600  # GitHub App user access tokens live 8 hours
+REFRESH_TOKEN_SECONDS = 15811200  # ... and their refresh tokens about 6 months
+DEVICE_CODE_SECONDS = 900  # device codes expire after 15 minutes
+DEVICE_INTERVAL_SECONDS = 5  # the minimum polling interval GitHub announces
+DEVICE_SLOW_DOWN_SECONDS = 5  # added to the interval after each slow_down
+OAUTH_ERRORS = {  # the descriptions GitHub sends with each OAuth error code
+    "bad_refresh_token": "The refresh token passed is incorrect or expired.",
+    "incorrect_client_credentials": "The client_id and/or client_secret passed are incorrect.",
+    "bad_verification_code": "The code passed is incorrect or expired.",
+    "authorization_pending": "The authorization request is still pending.",
+    "slow_down": "Too many requests have been made in the same timeframe.",
+    "expired_token": "The device code has expired.",
+    "incorrect_device_code": "The device_code provided is not valid.",
+    "access_denied": "The authorization request was denied.",
+    "unsupported_grant_type": "The grant type is not supported.",
+}
 
 REPO_QUALIFIERS = frozenset(
     {"language", "created", "pushed", "updated", "stars", "fork", "archived", "is"}
@@ -113,13 +145,58 @@ REPLAY_USER: dict[str, Any] = {
 
 @dataclass
 class Fault:
-    """A scripted answer that replaces the normal response to one request."""
+    """A scripted answer that replaces the normal response to one request.
+
+    ``rate_limit`` makes the answer a rate limit built when it is served: ``"primary"``
+    exhausts the route's budget until ``reset_in_seconds`` from the server's clock (default:
+    the budget's window) and answers with ``x-ratelimit-remaining: 0`` and the reset time;
+    ``"secondary"`` answers GitHub's secondary-limit message, with ``retry-after`` when
+    ``retry_after`` is set.
+    """
 
     status: int = 502
     body: str | bytes | dict[str, Any] | list[Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     drop: bool = False
+    rate_limit: str | None = None
+    retry_after: float | None = None
+    reset_in_seconds: float | None = None
+
+
+def html_error(status: int = 503, title: str = "Unicorn! &middot; GitHub") -> Fault:
+    """Return an HTML error page like the one GitHub's front end serves when it is overloaded."""
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{title}</title></head><body><h1>No server is currently available to service "
+        "your request.</h1></body></html>"
+    )
+    return Fault(status, page, {"Content-Type": "text/html; charset=utf-8"})
+
+
+def malformed_json(status: int = 200) -> Fault:
+    """Return a JSON answer cut off mid-body."""
+    return Fault(status, '{"total_count": 3, "incomplete_results": false, "items": [{"id": ')
+
+
+def slow(seconds: float, status: int = 200, body: Any = None) -> Fault:
+    """Return an answer delayed by ``seconds`` (longer than a client timeout: a timeout)."""
+    return Fault(status, body if body is not None else {}, delay_seconds=seconds)
+
+
+def dropped() -> Fault:
+    """Return a fault that closes the connection without answering."""
+    return Fault(drop=True)
+
+
+def primary_rate_limit(reset_in_seconds: float | None = None) -> Fault:
+    """Return a primary rate limit on the route's resource."""
+    return Fault(403, rate_limit="primary", reset_in_seconds=reset_in_seconds)
+
+
+def secondary_rate_limit(retry_after: float | None = None, status: int = 403) -> Fault:
+    """Return a secondary rate limit (status 403 or 429), with retry-after when given."""
+    return Fault(status, rate_limit="secondary", retry_after=retry_after)
 
 
 @dataclass(frozen=True)
@@ -162,6 +239,29 @@ class Request:
     query_pairs: list[tuple[str, str]]
     headers: Mapping[str, str]
     request_id: str
+    body: bytes = b""
+
+    @property
+    def form(self) -> dict[str, str]:
+        """Return the body's fields, sent as JSON or form-encoded."""
+        if not self.body:
+            return {}
+        try:
+            value = json.loads(self.body)
+        except ValueError:
+            return dict(parse_qsl(self.body.decode("utf-8", "replace")))
+        if not isinstance(value, dict):
+            return {}
+        return {key: "" if item is None else str(item) for key, item in value.items()}
+
+    @property
+    def bearer(self) -> str | None:
+        """Return the token of an ``Authorization: Bearer`` (or ``token``) header."""
+        header = self.headers.get("Authorization") or ""
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() in ("bearer", "token") and value.strip():
+            return value.strip()
+        return None
 
     @property
     def query(self) -> dict[str, str]:
@@ -592,10 +692,69 @@ class RateLimiter:
             bucket.used += 1
             return True, self._state(resource, bucket, now)
 
+    def exhaust(self, resource: str, reset_at: int) -> BudgetState:
+        """Spend a resource's whole budget until ``reset_at`` (server UNIX time)."""
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets[resource]
+            self._roll(bucket, now)
+            bucket.used = bucket.limit
+            bucket.reset = reset_at
+            return self._state(resource, bucket, now)
+
     def resources(self) -> list[str]:
         """Return the known resource names."""
         with self._lock:
             return list(self._buckets)
+
+
+@dataclass
+class IssuedToken:
+    """A token the OAuth endpoint handed out."""
+
+    expires_at: float | None
+    used: bool = False
+    pair: str | None = None  # a refresh token's access token
+
+
+@dataclass
+class DeviceGrant:
+    """A device flow in progress."""
+
+    device_code: str
+    user_code: str
+    expires_at: float
+    interval: int
+    last_poll: float | None = None
+    approved: bool = False
+    pending_polls: int = 0
+
+
+@dataclass
+class OAuthApp:
+    """The OAuth application the server plays, with every token it issued."""
+
+    client_id: str
+    client_secret: str
+    access_seconds: int = ACCESS_TOKEN_SECONDS
+    refresh_seconds: int = REFRESH_TOKEN_SECONDS
+    device_interval: int = DEVICE_INTERVAL_SECONDS
+    auto_approve_after_polls: int | None = None
+    revoke_replaced_access: bool = True
+    access: dict[str, IssuedToken] = field(default_factory=dict)
+    refresh: dict[str, IssuedToken] = field(default_factory=dict)
+    devices: dict[str, DeviceGrant] = field(default_factory=dict)
+    accepted: set[str] = field(default_factory=set)
+
+
+def oauth_error_body(code: str) -> dict[str, str]:
+    """Return the body GitHub sends (with HTTP 200) for an OAuth error code."""
+    anchor = code.replace("_", "-")
+    return {
+        "error": code,
+        "error_description": OAUTH_ERRORS.get(code, code),
+        "error_uri": f"{OAUTH_ERROR_DOCS}#{anchor}",
+    }
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -662,6 +821,9 @@ class ReplayServer:
         self._log: list[RecordedRequest] = []
         self._faults: dict[str, collections.deque[Fault]] = {}
         self._ids = itertools.count(1)
+        self.oauth: OAuthApp | None = None
+        self._route_delays: dict[str, float] = {}
+        self._incomplete: dict[str, int] = {}
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._state = self._build_state()
@@ -757,10 +919,133 @@ class ReplayServer:
         with self._lock:
             self._log.clear()
 
+    def enable_oauth(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        access_seconds: int = ACCESS_TOKEN_SECONDS,
+        refresh_seconds: int = REFRESH_TOKEN_SECONDS,
+        device_interval: int = DEVICE_INTERVAL_SECONDS,
+        auto_approve_after_polls: int | None = None,
+        revoke_replaced_access: bool = True,
+    ) -> OAuthApp:
+        """Play an OAuth app: serve the token endpoints and check bearer tokens on API routes.
+
+        Requests without a token stay anonymous (GitHub allows that outside ``/user``); a token
+        the app did not issue, or one that expired or was replaced by a refresh, gets 401.
+        """
+        with self._lock:
+            self.oauth = OAuthApp(
+                client_id,
+                client_secret,
+                access_seconds=access_seconds,
+                refresh_seconds=refresh_seconds,
+                device_interval=device_interval,
+                auto_approve_after_polls=auto_approve_after_polls,
+                revoke_replaced_access=revoke_replaced_access,
+            )
+            return self.oauth
+
+    def issue_tokens(
+        self, *, access_expires_in: float | None = None, refresh_expires_in: float | None = None
+    ) -> tuple[str, str]:
+        """Issue an access and refresh token pair directly, as an earlier authorization did."""
+        app = self._oauth_app()
+        now = self.clock()
+        with self._lock:
+            return self._issue(app, now, access_expires_in, refresh_expires_in)
+
+    def accept_token(self, token: str) -> None:
+        """Accept a fixed token (a personal access token) on API routes in OAuth mode."""
+        app = self._oauth_app()
+        with self._lock:
+            app.accepted.add(token)
+
+    def expire_access_tokens(self) -> None:
+        """Make every issued access token expired, as if 8 hours had passed for them."""
+        app = self._oauth_app()
+        now = self.clock()
+        with self._lock:
+            for issued in app.access.values():
+                issued.expires_at = now - 1
+
+    def approve_device(self, user_code: str | None = None) -> int:
+        """Approve pending device flows (one by user code, or all); return how many."""
+        app = self._oauth_app()
+        with self._lock:
+            grants = [
+                grant
+                for grant in app.devices.values()
+                if user_code is None or grant.user_code == user_code
+            ]
+            for grant in grants:
+                grant.approved = True
+            return len(grants)
+
+    def token_valid(self, token: str) -> bool:
+        """Tell whether an API route would accept a bearer token."""
+        app = self.oauth
+        if app is None:
+            return True
+        now = self.clock()
+        with self._lock:
+            if token in app.accepted:
+                return True
+            issued = app.access.get(token)
+            return (
+                issued is not None
+                and not issued.used
+                and (issued.expires_at is None or now < issued.expires_at)
+            )
+
+    def _oauth_app(self) -> OAuthApp:
+        if self.oauth is None:
+            raise RuntimeError("OAuth is not enabled; call enable_oauth() first.")
+        return self.oauth
+
+    @staticmethod
+    def _issue(
+        app: OAuthApp, now: float, access_in: float | None, refresh_in: float | None
+    ) -> tuple[str, str]:
+        access = "ghu_" + secrets.token_urlsafe(27).replace("-", "A").replace("_", "B")
+        refresh = "ghr_" + secrets.token_urlsafe(57).replace("-", "A").replace("_", "B")
+        access_for = app.access_seconds if access_in is None else access_in
+        refresh_for = app.refresh_seconds if refresh_in is None else refresh_in
+        app.access[access] = IssuedToken(now + access_for)
+        app.refresh[refresh] = IssuedToken(now + refresh_for, pair=access)
+        return access, refresh
+
     def inject(self, route: str, responses: list[Fault]) -> None:
         """Answer the next requests whose path matches ``route`` with these faults, in order."""
         with self._lock:
             self._faults.setdefault(route, collections.deque()).extend(responses)
+
+    def delay_route(self, route: str, seconds: float) -> None:
+        """Answer every request whose path matches ``route`` normally, ``seconds`` later."""
+        with self._lock:
+            self._route_delays[route] = seconds
+
+    def flag_incomplete(self, route: str, count: int) -> None:
+        """Mark the next ``count`` search answers on ``route`` ``incomplete_results: true``."""
+        with self._lock:
+            self._incomplete[route] = self._incomplete.get(route, 0) + count
+
+    def _take_incomplete(self, path: str) -> bool:
+        with self._lock:
+            for route, left in self._incomplete.items():
+                if left > 0 and fnmatch.fnmatchcase(path, route):
+                    self._incomplete[route] = left - 1
+                    return True
+        return False
+
+    def _route_delay(self, path: str) -> float:
+        with self._lock:
+            return sum(
+                seconds
+                for route, seconds in self._route_delays.items()
+                if fnmatch.fnmatchcase(path, route)
+            )
 
     def _next_fault(self, path: str) -> Fault | None:
         with self._lock:
@@ -772,23 +1057,27 @@ class ReplayServer:
     def _serve(self, handler: _Handler) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
-        if length:
-            handler.rfile.read(length)
+        body = handler.rfile.read(length) if length else b""
         request = Request(
             method=handler.command,
             path=unquote(parts.path),
             query_pairs=parse_qsl(parts.query, keep_blank_values=True),
             headers=handler.headers,
             request_id=self._request_id(),
+            body=body,
         )
         resource = self._resource_for(request.path)
         fault = self._next_fault(request.path)
-        response = self._fault_response(fault) if fault is not None else self._route(request)
+        if fault is not None:
+            response = self._fault_response(fault, request, resource)
+        else:
+            response = self._route(request)
         budget = self._settle_budget(request, response, resource)
-        delay = self.latency_seconds + response.delay_seconds
+        # Logged on arrival: a request the client gave up on (timeout) still reached the server.
+        self._record(request, 0 if response.drop else response.status)
+        delay = self.latency_seconds + response.delay_seconds + self._route_delay(request.path)
         if delay > 0:
             time.sleep(delay)
-        self._record(request, 0 if response.drop else response.status)
         logger.debug("%s %s -> %s", request.method, request.path, response.status)
         if response.drop:
             handler.close_connection = True
@@ -803,6 +1092,8 @@ class ReplayServer:
         self, request: Request, response: Response, resource: str | None
     ) -> BudgetState | None:
         """Charge the request to its resource and turn an exhausted budget into a 403."""
+        if request.path.startswith("/login/"):
+            return None  # the OAuth endpoints live outside the API's rate limits
         if resource is None:
             return self.limiter.peek("core")
         if not response.charge or response.status == 304:
@@ -879,8 +1170,9 @@ class ReplayServer:
             return "search"
         return "core"
 
-    @staticmethod
-    def _fault_response(fault: Fault) -> Response:
+    def _fault_response(self, fault: Fault, request: Request, resource: str | None) -> Response:
+        if fault.rate_limit is not None:
+            return self._rate_limit_fault(fault, request, resource or "core")
         if isinstance(fault.body, dict | list):
             body = json_bytes(fault.body)
         elif isinstance(fault.body, str):
@@ -896,11 +1188,44 @@ class ReplayServer:
             drop=fault.drop,
         )
 
+    def _rate_limit_fault(self, fault: Fault, request: Request, resource: str) -> Response:
+        """Build a primary or secondary rate limit with GitHub's headers at serve time."""
+        if fault.rate_limit == "primary":
+            window = RATE_WINDOW_SECONDS.get(resource, 3600)
+            reset_in = window if fault.reset_in_seconds is None else fault.reset_in_seconds
+            self.limiter.exhaust(resource, int(self.clock() + reset_in))
+            response = self._rate_limited(request)
+        elif fault.rate_limit == "secondary":
+            message = (
+                "You have exceeded a secondary rate limit. Please wait a few minutes before you "
+                "try again. If you reach out to GitHub Support for help, please include the "
+                f"request ID {request.request_id}."
+            )
+            response = json_response(
+                fault.status, {"message": message, "documentation_url": SECONDARY_LIMIT_DOCS}
+            )
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = str(math.ceil(fault.retry_after))
+        else:
+            raise ValueError(f"unknown rate_limit fault {fault.rate_limit!r}")
+        response.status = fault.status if fault.rate_limit == "secondary" else response.status
+        response.headers.update(fault.headers)
+        response.charge = False
+        response.delay_seconds = fault.delay_seconds
+        return response
+
     def _route(self, request: Request) -> Response:
         state = self._state
         path = request.path
+        if request.method == "POST" and path == TOKEN_PATH and self.oauth is not None:
+            return self._token_endpoint(request)
+        if request.method == "POST" and path == DEVICE_CODE_PATH and self.oauth is not None:
+            return self._device_code(request)
         if request.method not in ("GET", "HEAD"):
             return not_found()
+        if self.oauth is not None and request.bearer and not self.token_valid(request.bearer):
+            body = {"message": "Bad credentials", "documentation_url": GENERIC_DOCS}
+            return json_response(401, {**body, "status": "401"}, charge=False)
         if path == "/search/repositories":
             return self._search_repositories(request, state)
         if path == "/search/code":
@@ -1024,7 +1349,7 @@ class ReplayServer:
         end = min(start + per_page, SEARCH_RESULT_CAP)
         body = {
             "total_count": len(matches),
-            "incomplete_results": False,
+            "incomplete_results": self._take_incomplete(request.path),
             "items": [render(item) for item in matches[start:end]],
         }
         response = json_response(200, body)
@@ -1057,11 +1382,107 @@ class ReplayServer:
         body = {"resources": resources, "rate": resources["core"]}
         return json_response(200, body, charge=False)
 
+    def _token_endpoint(self, request: Request) -> Response:
+        """Play ``POST /login/oauth/access_token``: refresh, device and code grants."""
+        app = self._oauth_app()
+        form = request.form
+        grant = form.get("grant_type", "")
+        now = self.clock()
+        with self._lock:
+            if form.get("client_id") != app.client_id:
+                return _oauth_answer(request, oauth_error_body("incorrect_client_credentials"))
+            if grant == "refresh_token":
+                if form.get("client_secret") != app.client_secret:
+                    return _oauth_answer(request, oauth_error_body("incorrect_client_credentials"))
+                fields = self._refresh_grant(app, form.get("refresh_token", ""), now)
+            elif grant == DEVICE_GRANT_TYPE:
+                fields = self._device_grant(app, form.get("device_code", ""), now)
+            elif form.get("code"):
+                fields = oauth_error_body("bad_verification_code")
+            else:
+                fields = oauth_error_body("unsupported_grant_type")
+        return _oauth_answer(request, fields)
+
+    def _refresh_grant(self, app: OAuthApp, refresh_token: str, now: float) -> dict[str, Any]:
+        issued = app.refresh.get(refresh_token)
+        if issued is None or issued.used or (issued.expires_at and now >= issued.expires_at):
+            return oauth_error_body("bad_refresh_token")
+        issued.used = True  # refresh tokens are single use
+        replaced = app.access.get(issued.pair or "")
+        if replaced is not None and app.revoke_replaced_access:
+            replaced.used = True  # the replaced access token stops working
+        return self._token_fields(app, now)
+
+    def _token_fields(self, app: OAuthApp, now: float) -> dict[str, Any]:
+        access, refresh = self._issue(app, now, None, None)
+        return {
+            "access_token": access,
+            "expires_in": app.access_seconds,
+            "refresh_token": refresh,
+            "refresh_token_expires_in": app.refresh_seconds,
+            "scope": "",
+            "token_type": "bearer",
+        }
+
+    def _device_grant(self, app: OAuthApp, device_code: str, now: float) -> dict[str, Any]:
+        grant = app.devices.get(device_code)
+        if grant is None:
+            return oauth_error_body("incorrect_device_code")
+        if now >= grant.expires_at:
+            return oauth_error_body("expired_token")
+        too_soon = grant.last_poll is not None and now - grant.last_poll < grant.interval
+        grant.last_poll = now
+        if too_soon:
+            grant.interval += DEVICE_SLOW_DOWN_SECONDS
+            return {**oauth_error_body("slow_down"), "interval": grant.interval}
+        if not grant.approved:
+            grant.pending_polls += 1
+            limit = app.auto_approve_after_polls
+            if limit is None or grant.pending_polls <= limit:
+                return oauth_error_body("authorization_pending")
+        del app.devices[device_code]  # a device code is exchanged once
+        return self._token_fields(app, now)
+
+    def _device_code(self, request: Request) -> Response:
+        """Play ``POST /login/device/code``: start a device flow."""
+        app = self._oauth_app()
+        form = request.form
+        if form.get("client_id") != app.client_id:
+            return _oauth_answer(request, oauth_error_body("incorrect_client_credentials"))
+        device_code = secrets.token_hex(20)
+        letters = "BCDFGHJKLMNPQRSTVWXZ"
+        user_code = "-".join("".join(secrets.choice(letters) for _ in range(4)) for _ in range(2))
+        with self._lock:
+            app.devices[device_code] = DeviceGrant(
+                device_code,
+                user_code,
+                self.clock() + DEVICE_CODE_SECONDS,
+                app.device_interval,
+            )
+        fields = {
+            "device_code": device_code,
+            "user_code": user_code,
+            "verification_uri": f"{self.url}/login/device",
+            "expires_in": DEVICE_CODE_SECONDS,
+            "interval": app.device_interval,
+        }
+        return _oauth_answer(request, fields)
+
     def _user(self, request: Request) -> Response:
         if not request.has_authorization:
             body = {"message": "Requires authentication", "documentation_url": USER_DOCS}
             return json_response(401, body, charge=False)
         return json_response(200, REPLAY_USER)
+
+
+def _oauth_answer(request: Request, fields: Mapping[str, Any]) -> Response:
+    """Answer a token-endpoint call: JSON when asked for, else form-encoded (HTTP 200 always)."""
+    if "application/json" in (request.headers.get("Accept") or ""):
+        return json_response(200, dict(fields), charge=False)
+    body = urlencode({key: str(value) for key, value in fields.items()}).encode("ascii")
+    return Response(
+        200, body, {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, False
+    )
 
 
 def conditional(request: Request, body: bytes, headers: dict[str, str]) -> Response:
