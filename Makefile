@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test lint format lock clean bench-warehouse mwaa-bundle
+.PHONY: help venv demo test lint format lock clean bench bench-warehouse mwaa-bundle
 
 help:
 	@echo "make demo    run trender_daily once on the bundled GitHub snapshot and print the ranking"
 	@echo "make test    run the whole test suite"
 	@echo "make lint    ruff check and ruff format --check"
+	@echo "make bench   a full run against its network lower bound (LATENCY=0.1 JITTER=0)"
 	@echo "make bench-warehouse  time the warehouse loads at 1k, 10k and 100k repositories"
 	@echo "make format  apply ruff format and safe fixes"
 	@echo "make lock    regenerate requirements-lock.txt from requirements-dev.in"
@@ -31,6 +32,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python scripts/localenv.py run -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+LATENCY ?= 0.1
+JITTER ?= 0
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py --latency $(LATENCY) --jitter $(JITTER)
 
 bench-warehouse: $(STAMP)
 	$(BIN)/python scripts/bench_warehouse.py

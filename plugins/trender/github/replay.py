@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import os
+import random
 import re
 import secrets
 import signal
@@ -806,6 +807,8 @@ class ReplayServer:
         require_token_for_code_search: bool = False,
         limits: Mapping[str, int] | None = None,
         latency_seconds: float = 0.0,
+        latency_jitter: float = 0.0,
+        jitter_seed: int = 20261203,
     ) -> None:
         self._snapshot = load_snapshot(snapshot)
         self._anchor = datetime.date.fromisoformat(self._snapshot["anchor_date"])
@@ -816,6 +819,10 @@ class ReplayServer:
         self.clock = clock
         self.require_token_for_code_search = require_token_for_code_search
         self.latency_seconds = latency_seconds
+        # GitHub-like jitter: each response's latency is latency_seconds times a log-normal
+        # factor with this sigma (median unchanged, a long tail); 0 keeps it fixed.
+        self.latency_jitter = latency_jitter
+        self._jitter = random.Random(jitter_seed)
         self.limiter = RateLimiter(limits, clock)
         self._lock = threading.Lock()
         self._log: list[RecordedRequest] = []
@@ -835,6 +842,13 @@ class ReplayServer:
             raise RuntimeError("The replay server is not running; call start() first.")
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    def _latency(self) -> float:
+        if not self.latency_jitter:
+            return self.latency_seconds
+        with self._lock:
+            factor = self._jitter.lognormvariate(0.0, self.latency_jitter)
+        return self.latency_seconds * factor
 
     def start(self) -> ReplayServer:
         """Bind the socket and serve in a background thread."""
@@ -1075,7 +1089,7 @@ class ReplayServer:
         budget = self._settle_budget(request, response, resource)
         # Logged on arrival: a request the client gave up on (timeout) still reached the server.
         self._record(request, 0 if response.drop else response.status)
-        delay = self.latency_seconds + response.delay_seconds + self._route_delay(request.path)
+        delay = self._latency() + response.delay_seconds + self._route_delay(request.path)
         if delay > 0:
             time.sleep(delay)
         logger.debug("%s %s -> %s", request.method, request.path, response.status)
@@ -1560,6 +1574,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", type=datetime.date.fromisoformat, help="date to read as")
     parser.add_argument("--day", type=int, default=0, help="snapshot day to serve")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added per response")
+    parser.add_argument(
+        "--jitter", type=float, default=0.0, help="log-normal sigma of the latency (0: fixed)"
+    )
     parser.add_argument("--port-file", type=Path, help="write the bound port to this file")
     parser.add_argument("--allow-remote", action="store_true", help="allow a non-loopback host")
     parser.add_argument("--verbose", action="store_true", help="log every request at DEBUG")
@@ -1578,6 +1595,7 @@ def main(argv: list[str] | None = None) -> int:
         args.snapshot, as_of=args.as_of, day=args.day, host=args.host, port=args.port
     )
     server.latency_seconds = args.latency
+    server.latency_jitter = args.jitter
     server.start()
     try:
         if args.port_file:
