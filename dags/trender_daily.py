@@ -134,7 +134,12 @@ def trender_daily() -> None:
     def list_languages(run: dict[str, Any]) -> list[str]:
         return list(run["languages"])
 
-    @task(map_index_template="{{ map_label }}", max_active_tis_per_dagrun=4)
+    @task(
+        map_index_template="{{ map_label }}",
+        max_active_tis_per_dagrun=4,
+        doc_md="One instance per language: the top repositories by stars, created in the last "
+        "180 days and pushed in the last 30, with their READMEs, into `raw_github_repos`.",
+    )
     def fetch_language_repos(run: dict[str, Any], language: str) -> dict[str, Any]:
         """Search one language's top repositories and fetch their READMEs into the raw layer."""
         context = get_current_context()
@@ -155,7 +160,12 @@ def trender_daily() -> None:
         """Split the run's fetched repositories into batches of 10."""
         return pipeline.plan_batches(run)
 
-    @task(map_index_template="{{ map_label }}")
+    @task(
+        map_index_template="{{ map_label }}",
+        doc_md="One instance per batch of 10, labelled like `Python 11-20`: validate into "
+        "`stg_repos_validated`; a bad repository is skipped, counted and kept in "
+        "`stg_validation_errors`.",
+    )
     def analyze_repo_batch(run: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
         """Validate one batch into staging; bad repositories are skipped and counted."""
         context = get_current_context()

@@ -133,3 +133,16 @@ def test_sql_values_are_bound_not_templated() -> None:
     for path in Path(warehouse.sql_dir()).rglob("*.sql"):
         text = path.read_text()
         assert "{{" not in text, f"{path} templates a value; bind it as a parameter"
+
+
+def test_every_task_documents_itself_for_the_ui() -> None:
+    undocumented = [task.task_id for task in load_dag().tasks if not task.doc_md]
+    assert undocumented == []
+
+
+def test_the_fact_load_updates_the_analytics_asset() -> None:
+    (asset,) = load_dag().get_task("aggregate_results.load_fact_snapshots").outlets
+    assert (asset.name, asset.uri) == (
+        "trender_fact_repo_snapshots",
+        "x-trender://warehouse/fact_repo_snapshots",
+    )
