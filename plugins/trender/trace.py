@@ -94,6 +94,9 @@ def _guarded(event: str, context: Mapping[str, Any], **fields: Any) -> None:
     try:
         _upsert_span(_span_identity(context), **fields)
     except Exception as exc:  # a span is observability: losing one must never fail the task
+        if type(exc).__name__ == "UndefinedTable":  # first run: ensure_schema creates the table
+            log.info("No span table yet for the %s span of %s", event, context["ti"].task_id)
+            return
         log.warning(
             "Could not record the %s span of %s: %s: %s",
             event, context["ti"].task_id, type(exc).__name__, str(exc).splitlines()[0],
