@@ -100,6 +100,12 @@ params = {
         title="Include render projects",
         description="Also search for projects with a root render.yaml (skipped in dev mode).",
     ),
+    "retention_dry_run": Param(
+        False,
+        type="boolean",
+        title="Retention dry run",
+        description="Count the rows retention would delete, and delete nothing.",
+    ),
 }
 
 

@@ -87,3 +87,8 @@ def test_trace_id_is_stable_for_a_run_and_differs_between_runs() -> None:
         {}, {}, dag_id="trender_daily", run_id="r2", logical_date=LOGICAL, run_after=LOGICAL
     )
     assert settings().trace_id == again.trace_id != other.trace_id
+
+
+def test_retention_dry_run_is_off_unless_asked() -> None:
+    assert settings().retention_dry_run is False
+    assert settings({"retention_dry_run": True}).retention_dry_run is True

@@ -197,10 +197,16 @@ def check_warehouse(run_xcom: Mapping[str, Any], context: Mapping[str, Any]) -> 
 
 
 def cleanup_old_data(
-    run_xcom: Mapping[str, Any], context: Mapping[str, Any], *, dry_run: bool = False
+    run_xcom: Mapping[str, Any], context: Mapping[str, Any], *, dry_run: bool | None = None
 ) -> dict[str, Any]:
-    """Apply the retention policy and return the deleted counts; a failure is logged, not raised."""
+    """
+    Apply the retention policy and return the deleted counts; a failure is logged, not raised.
+
+    A dry run (the ``retention_dry_run`` param, or ``dry_run=True``) counts what would go.
+    """
     run = RunSettings.from_xcom(run_xcom)
+    if dry_run is None:
+        dry_run = run.retention_dry_run
     params = {"snapshot_date": run.snapshot_date, "dry_run": dry_run, **RETENTION_DAYS}
     try:
         conn = warehouse.connect()

@@ -42,6 +42,7 @@ class RunSettings:
     repo_limit: int
     languages: tuple[str, ...]
     include_render: bool
+    retention_dry_run: bool = False
 
     def to_xcom(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
@@ -127,6 +128,7 @@ def resolve(
     if dev_mode:
         languages, include_render = ["Python"], False
 
+    retention_dry_run = parse_bool(params.get("retention_dry_run", False), name="retention_dry_run")
     moment = logical_date or run_after
     return RunSettings(
         dag_id=dag_id,
@@ -137,4 +139,5 @@ def resolve(
         repo_limit=repo_limit,
         languages=tuple(sorted(set(languages), key=list(LANGUAGE_CATEGORIES).index)),
         include_render=include_render,
+        retention_dry_run=retention_dry_run,
     )

@@ -114,6 +114,7 @@ def test_params_form() -> None:
     assert params["repo_limit"] is None
     assert params["languages"] == ["Python", "TypeScript", "Go"]
     assert params["include_render"] is True
+    assert params["retention_dry_run"] is False
     spec = params.get_param("repo_limit").schema
     assert (spec["minimum"], spec["maximum"]) == (1, 100)
 

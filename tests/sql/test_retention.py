@@ -25,10 +25,11 @@ TABLES = (
 )
 
 
-def run_xcom() -> dict:
+def run_xcom(*, retention_dry_run: bool = False) -> dict:
     return RunSettings(
         dag_id="trender_daily", run_id="cleanup-run", trace_id="t" * 32, snapshot_date=TODAY,
         dev_mode=False, repo_limit=25, languages=("Python",), include_render=False,
+        retention_dry_run=retention_dry_run,
     ).to_xcom()  # fmt: skip
 
 
@@ -114,7 +115,7 @@ def test_retention_deletes_exactly_what_is_past_each_window(
 
 def test_dry_run_counts_and_deletes_nothing(history: psycopg.Connection) -> None:
     before = counts(history)
-    stats = pipeline.cleanup_old_data(run_xcom(), context(), dry_run=True)
+    stats = pipeline.cleanup_old_data(run_xcom(retention_dry_run=True), context())
     assert stats["dry_run"] is True
     assert (stats["raw_github_repos"], stats["fact_repo_snapshots"], stats["dim_repositories"]) == (
         4, 3, 1,
