@@ -251,21 +251,36 @@ def test_per_page_shrinks_to_limit(client: GitHubClient, transport: FakeTranspor
     assert len(result.items) == 5
 
 
-def test_pagination_stops_at_short_page(
-    client: GitHubClient, transport: FakeTransport, caplog: pytest.LogCaptureFixture
+def test_pagination_follows_the_link_header_over_the_page_size(
+    client: GitHubClient, transport: FakeTransport
 ):
-    transport.add(search_page(100), search_page(40, start=100))
-    caplog.set_level(logging.INFO, logger="trender.github.client")
+    # Code search returns short pages (29 of 30) that still link to more results.
+    transport.add(
+        search_page(100), search_page(40, start=100), search_page(20, start=140, next_page=False)
+    )
+
+    result = client.search_repositories(QUERY, limit=500)
+
+    assert transport.urls == [repo_search_url(1), repo_search_url(2), repo_search_url(3)]
+    assert len(result.items) == 160
+
+
+def test_pagination_stops_at_a_short_last_page(client: GitHubClient, transport: FakeTransport):
+    transport.add(search_page(100), search_page(40, start=100, next_page=False))
 
     result = client.search_repositories(QUERY, limit=500)
 
     assert transport.urls == [repo_search_url(1), repo_search_url(2)]
     assert len(result.items) == 140
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [
-        "search /search/repositories page 2 returned 40 of 100 items although a next page is"
-        " linked; stopping"
-    ]
+
+
+def test_pagination_stops_at_an_empty_page(client: GitHubClient, transport: FakeTransport):
+    transport.add(search_page(100), search_page(0, start=100))
+
+    result = client.search_repositories(QUERY, limit=500)
+
+    assert transport.urls == [repo_search_url(1), repo_search_url(2)]
+    assert len(result.items) == 100
 
 
 @pytest.mark.parametrize(
@@ -391,7 +406,10 @@ def test_validation_error_exposes_entries_and_cap_flag():
 def test_incomplete_results_flag(
     client: GitHubClient, transport: FakeTransport, flags: tuple, expected: bool
 ):
-    transport.add(search_page(2, incomplete=flags[0]), search_page(1, start=2, incomplete=flags[1]))
+    transport.add(
+        search_page(2, incomplete=flags[0]),
+        search_page(1, start=2, incomplete=flags[1], next_page=False),
+    )
 
     result = client.search_repositories(QUERY, limit=4, per_page=2)
 
@@ -402,7 +420,7 @@ def test_incomplete_results_flag(
 def test_search_code_sends_no_sort_and_counts_code_search(
     client: GitHubClient, transport: FakeTransport
 ):
-    transport.add(search_page(2), search_page(1, start=2))
+    transport.add(search_page(2), search_page(1, start=2, next_page=False))
 
     result = client.search_code("filename:render.yaml path:/", limit=10, per_page=2)
 

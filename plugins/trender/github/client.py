@@ -606,17 +606,10 @@ class GitHubClient:
             )
             if len(items) >= limit:
                 break
+            # GitHub's Link header decides, not the page size: code search returns short pages
+            # (29 of 30, say) that still link to more results.
             has_next = _has_next_link(response)
-            if len(page_items) < size:
-                if has_next:
-                    log.warning(
-                        "search %s page %d returned %d of %d items although a next page is"
-                        " linked; stopping",
-                        path,
-                        page,
-                        len(page_items),
-                        size,
-                    )
+            if not page_items:
                 break
             if not has_next:
                 break
