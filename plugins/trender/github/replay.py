@@ -24,7 +24,6 @@ import datetime
 import email.utils
 import fnmatch
 import hashlib
-import ipaddress
 import itertools
 import json
 import logging
@@ -44,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from trender.github.net import is_loopback
 
 logger = logging.getLogger(__name__)
 
@@ -1553,16 +1554,6 @@ def code_item(repo: Mapping[str, Any], path: str) -> dict[str, Any]:
         "repository": minimal_repository(repo),
         "score": 1.0,
     }
-
-
-def is_loopback(host: str) -> bool:
-    """Tell whether a host name or address stays on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,6 +31,7 @@ from trender.github.client import (
     TokenSource,
 )
 from trender.github.errors import GitHubAuthError, GitHubError, GitHubPermissionError
+from trender.github.net import is_loopback
 from trender.github.ratelimit import GitHubRateLimitPolicy
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -42,15 +42,6 @@ AUTH_TYPES = (AUTH_PAT, AUTH_OAUTH)
 CLIENT_MAX_RETRIES = 6  # every retry of one request: 5xx, transport and rate-limit waits
 SHOWN_RESOURCES = ("core", "search", "code_search")
 CONNECT_TIMEOUT_SECONDS = 5.0  # extra "timeout" sets the read timeout; connecting stays bounded
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class TrenderGitHubHook(HttpHook):
@@ -206,7 +197,7 @@ class TrenderGitHubHook(HttpHook):
         flag = connection.extra_dejson.get("anonymous_code_search")
         if flag is not None:
             return str(flag).strip().lower() in ("1", "true", "yes", "on")
-        return _is_loopback((urlsplit(self.api_base_url()).hostname or "").lower())
+        return is_loopback((urlsplit(self.api_base_url()).hostname or "").lower())
 
     def get_client(
         self,
