@@ -299,6 +299,7 @@ def record_run(
             "cleanup_stats": dict(cleanup_stats or {}),
             "trace_id": run.trace_id,
             "success": success,
+            "api_requests": api_cost(tasks),
         }
         tree = {
             "name": dag_run.dag_id,
@@ -320,6 +321,21 @@ def record_run(
         f"; failed tasks: {', '.join(failed)}" if failed else "",
     )  # fmt: skip
     return summary, failed
+
+
+def api_cost(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the fetch tasks' GitHub requests: charged per rate-limit resource, and free 304s."""
+    charged: dict[str, int] = {"core": 0, "search": 0, "code_search": 0}
+    free = 0
+    for node in tasks:
+        if node["task_id"] not in ("fetch_language_repos", "fetch_render_repos"):
+            continue
+        for entry in node.get("instances", [node]):
+            api = entry.get("metrics", {}).get("api", {})
+            for resource, count in api.get("charged", api.get("requests", {})).items():
+                charged[resource] = charged.get(resource, 0) + count
+            free += sum(api.get("free", {}).get("not_modified", {}).values())
+    return {"charged": charged, "not_modified_free": free}
 
 
 def _store_run(

@@ -138,3 +138,22 @@ def test_each_fact_refers_to_the_version_valid_on_its_day(
         (DAYS[1], "driftwood-newt49/tally-line-next"),
         (DAYS[2], "driftwood-newt49/tally-line-next"),
     ]
+
+
+def test_unchanged_readmes_cost_nothing_the_next_day(
+    three_days: list[object], db: psycopg.Connection
+) -> None:
+    costs = [
+        row[0]["api_requests"]
+        for row in db.execute("select summary from fact_workflow_runs order by snapshot_date")
+    ]
+    assert costs[0] == {
+        "charged": {"core": 132, "search": 3, "code_search": 1},
+        "not_modified_free": 0,
+    }
+    # day 1: READMEs and repositories are asked for with their ETags; unchanged ones come back
+    # as free 304s, so only 38 of the 132 core requests are charged
+    assert costs[1] == {
+        "charged": {"core": 38, "search": 3, "code_search": 1},
+        "not_modified_free": 94,
+    }

@@ -193,6 +193,11 @@ def test_summary_and_run_tree(full_run: object, db: psycopg.Connection) -> None:
     assert summary["cleanup_stats"]["raw_github_repos"] == 0
     assert len(summary["trace_id"]) == 32
     assert summary["execution_time"] > 0
+    # 3 searches + 75 READMEs; 1 code search + 32 repositories + 25 READMEs
+    assert summary["api_requests"] == {
+        "charged": {"core": 132, "search": 3, "code_search": 1},
+        "not_modified_free": 0,
+    }
     nodes = {node["task_id"]: node for node in tree["children"]}
     fetches = nodes["fetch_language_repos"]["instances"]
     assert [(i["label"], i["state"]) for i in fetches] == [
