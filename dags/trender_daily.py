@@ -162,7 +162,7 @@ def trender_daily() -> None:
     # all_done: plan whatever was fetched, even when the render search was skipped or one
     # language failed; record_run still fails the run for the failed fetch.
     @task(trigger_rule="all_done")
-    def plan_batches(run: dict[str, Any]) -> list[dict[str, Any]]:
+    def plan_batches(run: dict[str, Any] | None) -> list[dict[str, Any]]:
         """Split the run's fetched repositories into batches of 10."""
         return pipeline.plan_batches(run)
 
@@ -219,7 +219,7 @@ def trender_daily() -> None:
         load_candidates >> load_dimension >> load_facts >> check_warehouse(run)
 
     @task(trigger_rule="all_done")
-    def cleanup_old_data(run: dict[str, Any]) -> dict[str, Any]:
+    def cleanup_old_data(run: dict[str, Any] | None) -> dict[str, Any]:
         """Apply the retention policy; a failure is logged and never fails the run."""
         return pipeline.cleanup_old_data(run, get_current_context())
 
@@ -234,8 +234,10 @@ def trender_daily() -> None:
             context,
         )
         ti.xcom_push(key="return_value", value=summary)
-        if failed:
-            raise AirflowFailException(f"required tasks failed: {', '.join(failed)}")
+        if not summary["success"]:
+            raise AirflowFailException(
+                f"required tasks failed: {', '.join(failed) or 'see the run tree'}"
+            )
 
     run = resolve_run()
     ensure_schema() >> run

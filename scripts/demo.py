@@ -28,6 +28,8 @@ import localenv  # noqa: E402
 from trender.github.replay import ReplayServer  # noqa: E402
 
 AIRFLOW_HOME = PROJECT_ROOT / ".local" / "airflow"
+DEMO_LOG = PROJECT_ROOT / ".local" / "demo.log"
+MAX_ERRORS_SHOWN = 15
 DAG_ID = "trender_daily"
 TOP_N = 10
 CATEGORY_ORDER = ("python", "typescript", "go", "render")
@@ -122,7 +124,7 @@ def print_ranking(warehouse_url: str) -> bool:
     print(f"\nTrender ranking for {snapshot_date}")
     for category in CATEGORY_ORDER:
         entries = by_category.get(category, [])
-        print(f"\n{CATEGORY_TITLES[category]} (top {TOP_N})")
+        print(f"\n{CATEGORY_TITLES[category]} (top {len(entries)})")
         print(f"{'rank':>4}  {'repository':<44} {'stars':>7} {'age':>5} {'momentum':>9}")
         if not entries:
             print("      (no repositories)")
@@ -133,26 +135,77 @@ def print_ranking(warehouse_url: str) -> bool:
     return bool(summary.get("success"))
 
 
+def preflight(warehouse_url: str) -> str | None:
+    """Return what is wrong before Airflow starts (settings, warehouse), or None."""
+    from trender import settings as cfg
+
+    try:
+        cfg.resolve({}, os.environ, dag_id=DAG_ID, run_id="preflight",
+                    logical_date=None, run_after=dt.datetime.now(dt.UTC))  # fmt: skip
+    except ValueError as exc:
+        return f"{exc}. Fix or unset the environment variable."
+    try:
+        psycopg.connect(warehouse_url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        return (
+            f"cannot reach the warehouse {localenv.redact(warehouse_url)}: {reason}. Set "
+            "TRENDER_DATABASE_URL to a database that exists, or unset it to use the embedded "
+            "PostgreSQL."
+        )
+    return None
+
+
+def run_dags_test(env: dict[str, str], logical_date: dt.datetime) -> tuple[int, list[str]]:
+    """Run airflow dags test, echoing its output to the terminal and to DEMO_LOG."""
+    errors: list[str] = []
+    DEMO_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with DEMO_LOG.open("w", encoding="utf-8") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, logical_date.isoformat()],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            log_file.write(line)
+            if "[error" in line and len(errors) < MAX_ERRORS_SHOWN:
+                errors.append(line.strip())
+        return process.wait(), errors
+
+
 def main() -> int:
     """Run the demo."""
     logical_date = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    with (
-        localenv.warehouse() as warehouse_url,
-        github_endpoint(logical_date.date()) as github_url,
-    ):
-        env = airflow_env(warehouse_url, github_url)
-        migrate_metadata(env)
-        print(f"Running {DAG_ID} for {logical_date.date()} against "
-              f"{github_url or 'the configured GitHub connection'}", flush=True)  # fmt: skip
-        test = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", DAG_ID, logical_date.isoformat()],
-            env=env,
-            check=False,
-        )
-        if test.returncode != 0:
-            print(f"airflow dags test exited with {test.returncode}", file=sys.stderr)
-            return test.returncode
-        succeeded = print_ranking(warehouse_url)
+    try:
+        with (
+            localenv.warehouse() as warehouse_url,
+            github_endpoint(logical_date.date()) as github_url,
+        ):
+            problem = preflight(warehouse_url)
+            if problem:
+                print(f"make demo: {problem}", file=sys.stderr)
+                return 2
+            env = airflow_env(warehouse_url, github_url)
+            migrate_metadata(env)
+            print(f"Running {DAG_ID} for {logical_date.date()} against "
+                  f"{github_url or 'the configured GitHub connection'}", flush=True)  # fmt: skip
+            returncode, errors = run_dags_test(env, logical_date)
+            if returncode != 0:
+                print(f"\nairflow dags test exited with {returncode}. First errors:",
+                      file=sys.stderr)  # fmt: skip
+                for line in errors or ["(none logged)"]:
+                    print(f"  {line}", file=sys.stderr)
+                print(f"Full log: {DEMO_LOG.relative_to(PROJECT_ROOT)}", file=sys.stderr)
+                return returncode
+            succeeded = print_ranking(warehouse_url)
+    except localenv.LocalEnvError as exc:
+        print(f"make demo: {exc}", file=sys.stderr)
+        return 2
     return 0 if succeeded else 1
 
 

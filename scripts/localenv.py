@@ -219,7 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("url", help="start or reuse the embedded server and print its URL")
     sub.add_parser("stop", help="stop the embedded server")
     args = parser.parse_args(argv)
+    try:
+        return _command(parser, args)
+    except LocalEnvError as exc:
+        print(f"localenv: {exc}", file=sys.stderr)
+        return 2
 
+
+def _command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "url":
         print(configured_url() or EmbeddedPostgres().start())
         return 0

@@ -46,15 +46,20 @@ def ensure_schema() -> list[str]:
 
 def resolve_run(context: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve the run's settings from its params, the environment and its dates."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     dag_run = context["dag_run"]
-    run = cfg.resolve(
-        context["params"],
-        os.environ,
-        dag_id=dag_run.dag_id,
-        run_id=dag_run.run_id,
-        logical_date=dag_run.logical_date,
-        run_after=dag_run.run_after,
-    )
+    try:
+        run = cfg.resolve(
+            context["params"],
+            os.environ,
+            dag_id=dag_run.dag_id,
+            run_id=dag_run.run_id,
+            logical_date=dag_run.logical_date,
+            run_after=dag_run.run_after,
+        )
+    except ValueError as exc:  # a setting is wrong: retrying cannot help
+        raise AirflowFailException(f"invalid run settings: {exc}") from None
     log.info(
         "Run %s for %s: languages %s, render %s, %d repositories each%s",
         run.run_id, run.snapshot_date, ", ".join(run.languages) or "none",
@@ -118,9 +123,18 @@ def batch_label(batch: Mapping[str, Any]) -> str:
     return f"{name} {batch['first']}-{batch['last']}"
 
 
-def plan_batches(run_xcom: Mapping[str, Any]) -> list[dict[str, Any]]:
+def require_run(run_xcom: Mapping[str, Any] | None, step: str) -> RunSettings:
+    """Return the run's settings, or skip the step when resolve_run did not produce them."""
+    if not run_xcom:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"{step} skipped: resolve_run did not finish (see its log)")
+    return RunSettings.from_xcom(run_xcom)
+
+
+def plan_batches(run_xcom: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Split the run's fetched repositories into batches for validation."""
-    run = RunSettings.from_xcom(run_xcom)
+    run = require_run(run_xcom, "plan_batches")
     conn = warehouse.connect()
     try:
         batches = warehouse.plan_batches(conn, run.run_id, cfg.BATCH_SIZE)
@@ -197,14 +211,17 @@ def check_warehouse(run_xcom: Mapping[str, Any], context: Mapping[str, Any]) -> 
 
 
 def cleanup_old_data(
-    run_xcom: Mapping[str, Any], context: Mapping[str, Any], *, dry_run: bool | None = None
+    run_xcom: Mapping[str, Any] | None,
+    context: Mapping[str, Any],
+    *,
+    dry_run: bool | None = None,
 ) -> dict[str, Any]:
     """
     Apply the retention policy and return the deleted counts; a failure is logged, not raised.
 
     A dry run (the ``retention_dry_run`` param, or ``dry_run=True``) counts what would go.
     """
-    run = RunSettings.from_xcom(run_xcom)
+    run = require_run(run_xcom, "cleanup_old_data")
     if dry_run is None:
         dry_run = run.retention_dry_run
     params = {"snapshot_date": run.snapshot_date, "dry_run": dry_run, **RETENTION_DAYS}
@@ -279,20 +296,17 @@ def record_run(
         )
         completed_at = dt.datetime.now(dt.UTC)
         execution_time = (completed_at - started_at).total_seconds() if started_at else 0.0
-        failed = sorted(
-            {
-                node["task_id"]
-                for node in tasks
-                if node["state"] in trace.FAILED_STATES and node["task_id"] not in OPTIONAL_TASKS
-            }
-        )
+        required = [node for node in tasks if node["task_id"] not in OPTIONAL_TASKS]
+        # The tasks that failed themselves; those that never ran because of them follow.
+        failed = sorted({node["task_id"] for node in required if node["state"] == "failed"})
+        blocked = any(node["state"] in trace.FAILED_STATES for node in required)
         repos_processed = sum(
             instance["metrics"].get("repos_validated", 0)
             for node in tasks
             if node["task_id"] == "analyze_repo_batch"
             for instance in node.get("instances", [node])
         )
-        success = not failed
+        success = not failed and not blocked
         summary = {
             "repos_processed": repos_processed,
             "execution_time": round(execution_time, 3),

@@ -111,3 +111,24 @@ def test_what_succeeded_is_kept(
 ) -> None:
     (facts,) = db.execute("select count(*) from fact_repo_snapshots").fetchone()
     assert facts == 15
+
+
+def test_invalid_settings_fail_fast_without_red_herrings(
+    warehouse_url: str,
+    github_conn: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEV_MODE", "true")
+    monkeypatch.setenv("DEV_REPO_LIMIT", "abc")
+    dag_run = run_dag(LOGICAL_DATE)
+    assert dag_run.state == "failed"
+    with psycopg.connect(warehouse_url) as conn:
+        summary, tree = conn.execute("select summary, task_tree from fact_workflow_runs").fetchone()
+    nodes = {node["task_id"]: node for node in tree["children"]}
+    resolve = nodes["resolve_run"]
+    assert (resolve["state"], resolve["try_number"]) == ("failed", 1)  # no retry of a bad setting
+    assert "DEV_REPO_LIMIT must be a whole number, got 'abc'" in resolve["error"]
+    assert nodes["plan_batches"]["state"] == "skipped"
+    assert nodes["cleanup_old_data"]["state"] == "skipped"
+    assert summary["success"] is False
+    assert tree["failed_tasks"] == ["resolve_run"]

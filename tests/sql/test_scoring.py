@@ -205,3 +205,20 @@ def test_backfilling_an_earlier_date_leaves_later_dates_untouched(db: object) ->
     assert backfilled["age_days"] == 7
     (versions,) = db.execute("select count(*) from dim_repositories").fetchone()
     assert versions == 1  # same attributes: the one version now starts at the backfilled date
+
+
+def test_a_run_of_some_categories_keeps_the_others(db: object) -> None:
+    full_day = [staged(1, "python", 100, 5), staged(2, "go", 80, 5), staged(3, "render", 60, 5)]
+    load_day(db, full_day)
+    # a later run of the same day that only looked at Python, with a smaller limit
+    warehouse.write_staging(db, [{**staged(4, "python", 120, 5), "run_id": "python-only"}], [])
+    params = {"snapshot_date": SNAPSHOT, "run_id": "python-only", "per_language_limit": 50}
+    for name in (
+        "load/candidates.sql",
+        "load/dim_repositories.sql",
+        "load/fact_repo_snapshots.sql",
+    ):
+        warehouse.run_sql_file(db, name, params)
+    day = facts(db)
+    assert sorted(day) == [2, 3, 4]  # python replaced by the new run; go and render kept
+    assert {r: day[r]["rank_overall"] for r in day} == {4: 1, 2: 2, 3: 3}
