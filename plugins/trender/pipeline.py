@@ -198,15 +198,25 @@ def check_warehouse(run_xcom: Mapping[str, Any], context: Mapping[str, Any]) -> 
                     for row in offenders[:MAX_OFFENDERS_SHOWN]
                 )
                 failures.append(f"{name} found {len(offenders)} offending row(s): {shown}")
+        (loaded,) = warehouse.run_sql_file(conn, "report/day_summary.sql", sql_params(run))
     finally:
         conn.close()
-    metrics = {"checks_run": len(CHECK_FILES), "checks_failed": len(failures)}
+    metrics = {
+        "checks_run": len(CHECK_FILES),
+        "checks_failed": len(failures),
+        **{key: int(value) for key, value in loaded.items()},
+    }
     trace.record_metrics(context, metrics, label="checks")
     if failures:
         for failure in failures:
             log.error("Data quality check failed: %s", failure)
         raise DataQualityError(" | ".join(failures))
-    log.info("All %d data quality checks passed for %s", len(CHECK_FILES), run.snapshot_date)
+    log.info(
+        "All %d data quality checks passed for %s: %d candidates, %d facts, %d dimension "
+        "versions opened, %d repositories tracked",
+        len(CHECK_FILES), run.snapshot_date, metrics["candidates"], metrics["facts"],
+        metrics["versions_opened"], metrics["current_repositories"],
+    )  # fmt: skip
     return metrics
 
 

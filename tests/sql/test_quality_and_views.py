@@ -45,7 +45,14 @@ def loaded(db: psycopg.Connection) -> psycopg.Connection:
 
 
 def test_checks_pass_on_a_clean_load(loaded: psycopg.Connection) -> None:
-    assert pipeline.check_warehouse(run_xcom(), context()) == {"checks_run": 5, "checks_failed": 0}
+    assert pipeline.check_warehouse(run_xcom(), context()) == {
+        "checks_run": 5,
+        "checks_failed": 0,
+        "candidates": 3,
+        "facts": 3,
+        "versions_opened": 2,  # the rename of repository 1 and first sight of repository 3
+        "current_repositories": 3,
+    }
 
 
 @pytest.mark.parametrize(
