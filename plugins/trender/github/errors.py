@@ -229,7 +229,7 @@ class GitHubOAuthError(GitHubError):
 RETRIABLE = (GitHubServerError, GitHubTransportError, GitHubRateLimitError, GitHubResponseError)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
     """Look a header up case-insensitively."""
     wanted = name.lower()
     for key, value in headers.items():
@@ -312,7 +312,7 @@ def classify_response(
     if status < 400:
         return None
     payload = _parse_body(body)
-    content_type = _header(headers, "Content-Type")
+    content_type = header(headers, "Content-Type")
     message = _message_of(payload, body, content_type) or _reason(status)
     documentation_url = None
     if isinstance(payload, dict) and isinstance(payload.get("documentation_url"), str):
@@ -321,7 +321,7 @@ def classify_response(
         "status": status,
         "method": method,
         "path": path,
-        "request_id": _header(headers, "X-GitHub-Request-Id"),
+        "request_id": header(headers, "X-GitHub-Request-Id"),
         "documentation_url": documentation_url,
     }
     if status in (403, 429):
@@ -346,10 +346,10 @@ def _rate_limit_error(
     status: int, headers: Mapping[str, str], message: str, details: dict[str, Any]
 ) -> GitHubRateLimitError | None:
     """Recognise a primary or secondary rate limit, or return None for a plain 403."""
-    remaining = _header(headers, "X-RateLimit-Remaining")
-    retry_after = _retry_after_seconds(_header(headers, "Retry-After"))
-    reset_at = _as_float(_header(headers, "X-RateLimit-Reset"))
-    resource = _header(headers, "X-RateLimit-Resource")
+    remaining = header(headers, "X-RateLimit-Remaining")
+    retry_after = _retry_after_seconds(header(headers, "Retry-After"))
+    reset_at = _as_float(header(headers, "X-RateLimit-Reset"))
+    resource = header(headers, "X-RateLimit-Resource")
     lowered = message.lower()
     if remaining is not None and remaining.strip() == "0":
         kind = "primary"

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from trender.github.clock import Clock, default_clock
-from trender.github.errors import GitHubRateLimitError, GitHubRateLimitExhaustedError
+from trender.github.errors import GitHubRateLimitError, GitHubRateLimitExhaustedError, header
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +46,16 @@ class Budget:
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
-    value = _header(headers, name)
+    value = header(headers, name)
     try:
         return int(value.strip()) if value is not None else None
     except ValueError:
         return None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 def server_date(headers: Mapping[str, str]) -> float | None:
     """Return the UNIX time of a response's ``Date`` header, or None."""
-    value = _header(headers, "Date")
+    value = header(headers, "Date")
     if not value:
         return None
     try:
@@ -157,7 +149,7 @@ class GitHubRateLimitPolicy:
         """Record the budget and the server clock an answer reports."""
         date = server_date(headers)
         remaining = _int_header(headers, "x-ratelimit-remaining")
-        name = (_header(headers, "x-ratelimit-resource") or resource).strip()
+        name = (header(headers, "x-ratelimit-resource") or resource).strip()
         with self._lock:
             if date is not None:
                 self._skew = date - self.clock.time()
