@@ -39,14 +39,14 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from trender import pipeline, trace, warehouse
-from trender.settings import LANGUAGE_CATEGORIES, MAX_REPO_LIMIT
+from trender.settings import CANDIDATES_PER_LANGUAGE, LANGUAGE_CATEGORIES, MAX_REPO_LIMIT
 
 DAG_ID = "trender_daily"
 SNAPSHOT_DATE = "{{ ti.xcom_pull(task_ids='resolve_run')['snapshot_date'] }}"
 LOAD_PARAMETERS = {
     "snapshot_date": SNAPSHOT_DATE,
     "run_id": "{{ run_id }}",
-    "per_language_limit": pipeline.cfg.CANDIDATES_PER_LANGUAGE,
+    "per_language_limit": CANDIDATES_PER_LANGUAGE,
 }
 
 # Downstream DAGs can be scheduled on fresh analytics: the fact load updates this asset.
