@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.deploy import code_facts
+from tests.deploy.airflow_home import bare_env
 
 PROJECT_ROOT = code_facts.PROJECT_ROOT
 SETTINGS_FILE = PROJECT_ROOT / "airflow_settings.yaml"
@@ -43,7 +44,6 @@ DEPLOYMENT_FILES = (
 )
 MUST_SHIP = ("dags", "plugins", "include/sql", "requirements.txt", "packages.txt", "tests")
 MUST_NOT_SHIP = (".env", ".git", ".venv", ".local", "airflow_settings.yaml", "dist")
-PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 SUBPROCESS_TIMEOUT_SECONDS = 300
 
 
@@ -217,16 +217,7 @@ def test_dag_parses_in_the_astro_layout(tmp_path: Path) -> None:
     _copy_build_context(home)
     assert not (home / ".venv").exists()
     assert not (home / "airflow_settings.yaml").exists()
-    env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        }
-    )
+    env = bare_env(home)
     result_file = tmp_path / "result.json"
     completed = subprocess.run(
         [sys.executable, "-P", str(BARE_HOME_SCRIPT), str(result_file)],

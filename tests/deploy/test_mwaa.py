@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.conftest import AS_OF, PROJECT_ROOT
+from tests.deploy.airflow_home import bare_env
 from trender import warehouse
 
 BUNDLE_SCRIPT = PROJECT_ROOT / "scripts" / "mwaa_bundle.py"
@@ -25,7 +25,6 @@ PACKAGE_ROOT = PROJECT_ROOT / "plugins" / "trender"
 LOGICAL_DATE = f"{AS_OF.isoformat()}T14:00:00+00:00"
 DEV_REPO_COUNT = 5  # dev mode: Python only, DEV_REPO_LIMIT (default 5) repositories
 # Only these reach the subprocess from the test's environment: no PYTHONPATH, no AIRFLOW_*.
-PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
 SUBPROCESS_TIMEOUT_SECONDS = 600
 
 
@@ -216,14 +215,9 @@ def bare_home(bundle: Path, tmp_path: Path) -> Path:
 
 
 def _bare_env(home: Path, warehouse_url: str, github_url: str) -> dict[str, str]:
-    env = {name: os.environ[name] for name in PASSED_THROUGH if name in os.environ}
+    env = bare_env(home)
     env.update(
         {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
             "PYTHONPATH": str(home / "plugins"),
             "AIRFLOW_CONN_TRENDER_POSTGRES": warehouse_url,
             "AIRFLOW_CONN_TRENDER_GITHUB": json.dumps({"conn_type": "http", "host": github_url}),

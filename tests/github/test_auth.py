@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from tests.github.conftest import CLIENT_ID, CLIENT_SECRET, PAT, iso, run_settings, task_context
+from tests.github.test_corpus import OAUTH_ERRORS
 from tests.github.test_fault_matrix import TOKEN_ENDPOINT, fetch, oauth_conn, span_metrics
 from trender import pipeline
 from trender.github.auth import (
@@ -281,26 +282,13 @@ def test_tokens_repr_hides_tokens() -> None:
 
 # -- the recorded OAuth answers ----------------------------------------------------------------
 
-OAUTH_CLASSES = {
-    "code-exchange__success-with-expiry__pygithub__2019__EDITED.json": None,
-    "docs__code-exchange__default-form-encoded-response.json": None,
-    "docs__refresh__success-example__expires_in-as-string.json": None,
-    "docs__token-error__bad_verification_code.json": "bad_verification_code",
-    "docs__token-error__incorrect_client_credentials.json": "incorrect_client_credentials",
-    "docs__token-error__redirect_uri_mismatch.json": "redirect_uri_mismatch",
-    "docs__token-error__unverified_user_email.json": "unverified_user_email",
-    "refresh__error__bad_verification_code__pygithub__2019__EDITED.json": "bad_verification_code",
-    "refresh__error__unknown-error__pygithub__EDITED.json": "some_unknown_error",
-    "refresh__success__pygithub__2023-06-07.json": None,
-}
-
 
 @pytest.mark.skipif(not CORPUS_OAUTH.is_dir(), reason="corpus not found")
-@pytest.mark.parametrize("name", sorted(OAUTH_CLASSES))
+@pytest.mark.parametrize("name", sorted(OAUTH_ERRORS))
 def test_recorded_oauth_answers_parse(name: str) -> None:
     body = json.loads((CORPUS_OAUTH / name).read_text())["response"]["body"]
     failure = oauth_failure(body)
-    expected = OAUTH_CLASSES[name]
+    expected = OAUTH_ERRORS[name]
 
     if expected is None:
         assert failure is None

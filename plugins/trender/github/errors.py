@@ -377,18 +377,7 @@ def oauth_error(body: Mapping[str, Any] | bytes | str | None) -> str | None:
     The token endpoint reports failures with HTTP 200 and an ``error`` key, either as JSON or,
     without ``Accept: application/json``, form-encoded.
     """
-    if body is None:
-        return None
-    if isinstance(body, Mapping):
-        fields: Mapping[str, Any] = body
-    else:
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        parsed = _parse_body(text)
-        if isinstance(parsed, dict):
-            fields = parsed
-        else:
-            fields = {key: values[0] for key, values in parse_qs(text.strip()).items()}
-    code = fields.get("error")
+    code = oauth_fields(body).get("error")
     return code if isinstance(code, str) and code else None
 
 
